@@ -1,0 +1,1 @@
+"""Streamlit dashboards reading the Parquet warehouse; actions go through om_core services."""

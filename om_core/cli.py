@@ -1,0 +1,695 @@
+"""The `storeom` command line: what store and warehouse staff, scripts and `make demo` run.
+
+Every command prints JSON on success; a refused request prints `error [code]: message` (and the
+details as JSON) on stderr and exits 1, having written nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from om_core.config import get_settings
+from om_core.db import Database
+from om_core.errors import StoreOMError
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def emit(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=_json_default))
+
+
+def database() -> Database:
+    return Database(get_settings().database_url)
+
+
+def in_transaction(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run the command body in one write transaction; print the result or the error."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        db = database()
+        try:
+            with db.transaction() as session:
+                result = fn(session, *args, **kwargs)
+            if result is not None:
+                emit(result)
+        except StoreOMError as exc:
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            if exc.details:
+                click.echo(json.dumps(exc.details, indent=2, default=_json_default), err=True)
+            sys.exit(1)
+        finally:
+            db.dispose()
+
+    return wrapper
+
+
+def read_json(source: str) -> Any:
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}") from None
+
+
+def model_dict(obj: Any, *fields: str) -> dict[str, Any]:
+    return {f: getattr(obj, f) for f in fields}
+
+
+@click.group()
+@click.version_option(package_name="storeom")
+def main() -> None:
+    """StoreOM: store order management and retail analytics."""
+
+
+# --- db -------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema (SQLite in STOREOM_HOME, or STOREOM_DATABASE_URL)."""
+    from om_core.schema import current_revision, upgrade
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    click.echo(f"database at revision {current_revision(url)}: {_safe_url(url)}")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True)
+def db_revision(message: str) -> None:
+    """Autogenerate a migration from the models (developers)."""
+    from om_core.schema import new_revision
+
+    new_revision(get_settings().database_url, message)
+
+
+@db.command("verify")
+def db_verify() -> None:
+    """Re-derive every stock row from the movement ledger; exit 1 if any disagrees."""
+    from om_core.services.inventory import verify_ledger
+
+    database_ = database()
+    with database_.read() as session:
+        problems = verify_ledger(session)
+    emit({"consistent": not problems, "problems": problems})
+    if problems:
+        sys.exit(1)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# --- catalog and network ----------------------------------------------------------------------
+
+
+@main.group()
+def supplier() -> None:
+    """Suppliers."""
+
+
+@supplier.command("add")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--email")
+@click.option("--lead-time-days", type=Decimal, default=Decimal(7), show_default=True)
+@click.option("--lead-time-std-days", type=Decimal, default=Decimal(0), show_default=True)
+@in_transaction
+def supplier_add(session: Session, code: str, name: str, email: str | None, lead_time_days: Decimal, lead_time_std_days: Decimal) -> dict[str, Any]:
+    from om_core.services.catalog import create_supplier
+
+    s = create_supplier(session, {"code": code, "name": name, "email": email, "lead_time_days": lead_time_days, "lead_time_std_days": lead_time_std_days})
+    return model_dict(s, "id", "code", "name", "lead_time_days", "lead_time_std_days")
+
+
+PRODUCT_FIELDS = ("id", "sku", "name", "category", "price", "cost", "tax_class", "pack_size", "min_order_qty", "returnable", "backorder_policy", "active")
+
+
+@main.group()
+def product() -> None:
+    """Catalog: products and SKUs."""
+
+
+@product.command("add")
+@click.argument("sku")
+@click.option("--name", required=True)
+@click.option("--category", required=True)
+@click.option("--price", required=True)
+@click.option("--cost", required=True)
+@click.option("--supplier")
+@click.option("--tax-class", default="standard", show_default=True)
+@click.option("--size")
+@click.option("--colour")
+@click.option("--pack-size", type=int, default=1, show_default=True)
+@click.option("--weight-kg", default="0.5", show_default=True)
+@click.option("--backorder/--no-backorder", default=False, help="Allow backorders when out of stock.")
+@click.option("--non-returnable", is_flag=True)
+@in_transaction
+def product_add(session: Session, sku: str, **opts: Any) -> dict[str, Any]:
+    from om_core.services.catalog import create_product
+
+    data = {k: v for k, v in opts.items() if v is not None and k not in ("backorder", "non_returnable")}
+    data |= {"sku": sku, "backorder_policy": "allow" if opts["backorder"] else "deny", "returnable": not opts["non_returnable"]}
+    return model_dict(create_product(session, data), *PRODUCT_FIELDS)
+
+
+@product.command("show")
+@click.argument("sku")
+@in_transaction
+def product_show(session: Session, sku: str) -> dict[str, Any]:
+    from om_core.services.catalog import get_product
+
+    return model_dict(get_product(session, sku), *PRODUCT_FIELDS, "size", "colour", "attributes", "weight_kg")
+
+
+@product.command("list")
+@click.option("--category")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@in_transaction
+def product_list(session: Session, category: str | None, limit: int) -> list[dict[str, Any]]:
+    from om_core.services.catalog import list_products
+
+    return [model_dict(p, *PRODUCT_FIELDS) for p in list_products(session, category=category, limit=limit)]
+
+
+@main.group()
+def location() -> None:
+    """Warehouses, stores and dropship suppliers."""
+
+
+@location.command("add")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--kind", type=click.Choice(["warehouse", "store", "dropship"]), required=True)
+@click.option("--lat", "latitude", type=float)
+@click.option("--lon", "longitude", type=float)
+@click.option("--city")
+@click.option("--region")
+@click.option("--postal-code")
+@click.option("--country", default="US", show_default=True)
+@click.option("--pickup", "can_pickup", is_flag=True, help="Offers in-store pickup.")
+@click.option("--ship-from-store", "can_ship_from_store", is_flag=True)
+@click.option("--no-ship", is_flag=True, help="Does not ship online orders.")
+@click.option("--supplier", help="The supplier behind a dropship location.")
+@in_transaction
+def location_add(session: Session, code: str, no_ship: bool, **opts: Any) -> dict[str, Any]:
+    from om_core.services.locations import create_location
+
+    data = {k: v for k, v in opts.items() if v not in (None, False)} | {"code": code, "can_ship": not no_ship}
+    loc = create_location(session, data)
+    return model_dict(loc, "id", "code", "name", "kind", "can_ship", "can_pickup", "can_ship_from_store")
+
+
+@location.command("list")
+@in_transaction
+def location_list(session: Session) -> list[dict[str, Any]]:
+    from om_core.services.locations import list_locations
+
+    return [model_dict(l, "code", "name", "kind", "city", "country", "can_ship", "can_pickup", "can_ship_from_store") for l in list_locations(session)]
+
+
+@main.group()
+def channel() -> None:
+    """Sales channels and the locations whose stock they sell."""
+
+
+@channel.command("add")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--kind", type=click.Choice(["web", "app", "pos", "marketplace"]), required=True)
+@click.option("--prices-include-tax", is_flag=True)
+@click.option("--currency", default="USD", show_default=True)
+@click.option("--location", "locations", multiple=True, help="Location code, in preference order (repeatable).")
+@in_transaction
+def channel_add(session: Session, code: str, **opts: Any) -> dict[str, Any]:
+    from om_core.services.locations import create_channel
+
+    ch = create_channel(session, {"code": code, **opts, "locations": list(opts["locations"])})
+    return model_dict(ch, "id", "code", "name", "kind", "prices_include_tax", "currency") | {"locations": list(opts["locations"])}
+
+
+@channel.command("assign")
+@click.argument("channel_code")
+@click.argument("location_code")
+@click.option("--priority", type=int, default=100, show_default=True)
+@in_transaction
+def channel_assign(session: Session, channel_code: str, location_code: str, priority: int) -> dict[str, Any]:
+    from om_core.services.locations import assign_location
+
+    assign_location(session, channel_code, location_code, priority=priority)
+    return {"channel": channel_code, "location": location_code, "priority": priority}
+
+
+# --- stock ------------------------------------------------------------------------------------
+
+
+@main.group()
+def stock() -> None:
+    """On hand, receipts, counts, transfers and availability."""
+
+
+@stock.command("receive")
+@click.argument("sku")
+@click.argument("location_code")
+@click.argument("quantity", type=int)
+@click.option("--reference")
+@click.option("--actor", default="cli")
+@in_transaction
+def stock_receive(session: Session, sku: str, location_code: str, quantity: int, reference: str | None, actor: str) -> dict[str, Any]:
+    from om_core.services.inventory import available_to_promise, receive_stock
+
+    receive_stock(session, {"sku": sku, "location": location_code, "quantity": quantity, "reference": reference}, actor=actor)
+    return available_to_promise(session, sku, location=location_code)
+
+
+@stock.command("adjust")
+@click.argument("sku")
+@click.argument("location_code")
+@click.option("--delta", type=int, help="Signed change of on hand.")
+@click.option("--counted", type=int, help="Quantity found in a count (sets on hand).")
+@click.option("--reason", type=click.Choice(["count", "damage", "theft", "found", "expired", "correction", "initial"]), required=True)
+@click.option("--note")
+@click.option("--actor", default="cli")
+@in_transaction
+def stock_adjust(session: Session, sku: str, location_code: str, actor: str, **opts: Any) -> dict[str, Any]:
+    from om_core.services.inventory import adjust_stock, available_to_promise
+
+    movement = adjust_stock(session, {"sku": sku, "location": location_code, **{k: v for k, v in opts.items() if v is not None}}, actor=actor)
+    return {"change": movement.quantity, **available_to_promise(session, sku, location=location_code)}
+
+
+@stock.command("transfer")
+@click.argument("sku")
+@click.argument("from_location")
+@click.argument("to_location")
+@click.argument("quantity", type=int)
+@click.option("--reason")
+@click.option("--actor", default="cli")
+@in_transaction
+def stock_transfer(session: Session, sku: str, from_location: str, to_location: str, quantity: int, reason: str | None, actor: str) -> dict[str, Any]:
+    from om_core.services.inventory import transfer_stock
+
+    t = transfer_stock(session, {"sku": sku, "from_location": from_location, "to_location": to_location, "quantity": quantity, "reason": reason}, actor=actor)
+    return {"transfer_id": t.id, "sku": sku, "from": from_location, "to": to_location, "quantity": quantity}
+
+
+@stock.command("show")
+@click.argument("sku")
+@click.option("--channel", "channel_code")
+@click.option("--location", "location_code")
+@in_transaction
+def stock_show(session: Session, sku: str, channel_code: str | None, location_code: str | None) -> dict[str, Any]:
+    """Available to promise per location (and in total) for a SKU."""
+    from om_core.services.inventory import available_to_promise
+
+    return available_to_promise(session, sku, channel=channel_code, location=location_code)
+
+
+@stock.command("movements")
+@click.argument("sku")
+@click.option("--location", "location_code")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@in_transaction
+def stock_movements(session: Session, sku: str, location_code: str | None, limit: int) -> list[dict[str, Any]]:
+    from om_core.services.inventory import movements_for
+
+    return [model_dict(m, "id", "kind", "quantity", "reserved_change", "reason", "reference", "actor", "at") for m in movements_for(session, sku, location_code, limit)]
+
+
+# --- customers, pricing rules -----------------------------------------------------------------
+
+
+@main.group()
+def customer() -> None:
+    """Customers."""
+
+
+@customer.command("add")
+@click.option("--email")
+@click.option("--first-name")
+@click.option("--last-name")
+@click.option("--phone")
+@click.option("--external-ref")
+@click.option("--marketing-consent", is_flag=True)
+@click.option("--line1")
+@click.option("--city")
+@click.option("--region")
+@click.option("--postal-code")
+@click.option("--country")
+@in_transaction
+def customer_add(session: Session, line1: str | None, city: str | None, region: str | None, postal_code: str | None, country: str | None, **opts: Any) -> dict[str, Any]:
+    from om_core.services.customers import create_customer
+
+    data: dict[str, Any] = {k: v for k, v in opts.items() if v not in (None, False)}
+    if line1 or city or postal_code or country:
+        data["address"] = {k: v for k, v in dict(line1=line1, city=city, region=region, postal_code=postal_code, country=country).items() if v is not None}
+    c = create_customer(session, data)
+    return model_dict(c, "id", "email", "first_name", "last_name", "phone", "marketing_consent")
+
+
+@customer.command("show")
+@click.argument("customer_id", type=int)
+@in_transaction
+def customer_show(session: Session, customer_id: int) -> dict[str, Any]:
+    from om_core.services.customers import get_customer
+
+    c = get_customer(session, customer_id)
+    return model_dict(c, "id", "email", "first_name", "last_name", "phone", "marketing_consent", "segment") | {
+        "addresses": [model_dict(a, "line1", "city", "region", "postal_code", "country") for a in c.addresses]
+    }
+
+
+@main.group()
+def tax() -> None:
+    """Tax rates."""
+
+
+@tax.command("set")
+@click.argument("country")
+@click.argument("rate")
+@click.option("--region", default="")
+@click.option("--tax-class", default="standard", show_default=True)
+@in_transaction
+def tax_set(session: Session, country: str, rate: str, region: str, tax_class: str) -> dict[str, Any]:
+    from om_core.services.taxes import set_tax_rate
+
+    r = set_tax_rate(session, {"country": country, "region": region, "tax_class": tax_class, "rate": rate})
+    return model_dict(r, "country", "region", "tax_class", "rate")
+
+
+@main.group()
+def shipping() -> None:
+    """Shipping methods and their charges."""
+
+
+@shipping.command("add")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--service-level", type=click.Choice(["standard", "expedited", "overnight"]), required=True)
+@click.option("--base-price", required=True)
+@click.option("--price-per-kg", default="0", show_default=True)
+@click.option("--free-over")
+@click.option("--promised-days", type=int, required=True)
+@in_transaction
+def shipping_add(session: Session, code: str, **opts: Any) -> dict[str, Any]:
+    from om_core.services.shipping import create_shipping_method
+
+    m = create_shipping_method(session, {"code": code, **{k: v for k, v in opts.items() if v is not None}})
+    return model_dict(m, "code", "name", "service_level", "base_price", "price_per_kg", "free_over", "promised_days")
+
+
+@main.group()
+def promo() -> None:
+    """Promotions and coupon codes."""
+
+
+@promo.command("add")
+@click.argument("source", metavar="JSON_FILE|-")
+@in_transaction
+def promo_add(session: Session, source: str) -> dict[str, Any]:
+    """Create a promotion from JSON (see om_core.services.promotions.PromotionIn)."""
+    from om_core.services.promotions import create_promotion
+
+    p = create_promotion(session, read_json(source))
+    return model_dict(p, "id", "name", "kind", "scope", "target", "value", "coupon_code", "priority", "stackable")
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def _order_request(source: str | None, opts: dict[str, Any]) -> dict[str, Any]:
+    if source:
+        return read_json(source)
+    lines = []
+    for spec in opts["lines"]:
+        sku, _, qty = spec.rpartition(":")
+        if not sku or not qty.lstrip("-").isdigit():
+            raise click.BadParameter(f"--line takes SKU:QUANTITY, got {spec!r}")
+        lines.append({"sku": sku, "quantity": int(qty)})
+    request = {
+        "channel": opts["channel"], "lines": lines, "customer_id": opts["customer_id"], "email": opts["email"],
+        "delivery": opts["delivery"], "shipping_method": opts["shipping_method"], "pickup_location": opts["pickup_location"],
+        "location": opts["store"], "coupon_codes": list(opts["coupons"]), "payment_token": opts["token"],
+        "allow_backorder": opts["allow_backorder"],
+    }
+    return {k: v for k, v in request.items() if v not in (None, [], False)}
+
+
+def order_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--json", "source", metavar="FILE|-", help="The whole request as JSON instead of options."),
+        click.option("--channel"),
+        click.option("--line", "lines", multiple=True, metavar="SKU:QTY"),
+        click.option("--customer", "customer_id", type=int),
+        click.option("--email"),
+        click.option("--delivery", type=click.Choice(["ship", "pickup", "carry_out"]), default="ship", show_default=True),
+        click.option("--shipping-method"),
+        click.option("--pickup-location"),
+        click.option("--store", help="Selling store for carry_out."),
+        click.option("--coupon", "coupons", multiple=True),
+        click.option("--token", help="Payment token from the gateway."),
+        click.option("--allow-backorder", is_flag=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@main.group()
+def order() -> None:
+    """Quote, place, modify, cancel and show orders."""
+
+
+@order.command("quote")
+@order_options
+@in_transaction
+def order_quote(session: Session, source: str | None, **opts: Any) -> dict[str, Any]:
+    """Price and allocate an order without placing it."""
+    from om_core.services.orders import quote
+
+    return quote(session, _order_request(source, opts)).to_dict()
+
+
+@order.command("place")
+@order_options
+@click.option("--idempotency-key", help="Retrying with the same key returns the first result.")
+@click.option("--actor", default="cli")
+@in_transaction
+def order_place(session: Session, source: str | None, idempotency_key: str | None, actor: str, **opts: Any) -> dict[str, Any]:
+    from om_core.services.orders import order_view, place_order
+
+    return order_view(session, place_order(session, _order_request(source, opts), idempotency_key=idempotency_key, actor=actor))
+
+
+@order.command("show")
+@click.argument("number")
+@in_transaction
+def order_show(session: Session, number: str) -> dict[str, Any]:
+    from om_core.services.orders import get_order, order_view
+
+    return order_view(session, get_order(session, number))
+
+
+@order.command("modify")
+@click.argument("number")
+@click.option("--json", "source", metavar="FILE|-", help="Changes as JSON (ModifyOrderIn).")
+@click.option("--set", "set_quantities", multiple=True, metavar="LINE_NO:QTY")
+@click.option("--add", "add_lines", multiple=True, metavar="SKU:QTY")
+@click.option("--remove", "remove_lines", multiple=True, type=int, metavar="LINE_NO")
+@click.option("--shipping-method")
+@click.option("--idempotency-key")
+@click.option("--actor", default="cli")
+@in_transaction
+def order_modify(session: Session, number: str, source: str | None, set_quantities: tuple[str, ...], add_lines: tuple[str, ...],
+                 remove_lines: tuple[int, ...], shipping_method: str | None, idempotency_key: str | None, actor: str) -> dict[str, Any]:
+    from om_core.services.orders import modify_order, order_view
+
+    if source:
+        changes = read_json(source)
+    else:
+        def pair(spec: str) -> tuple[str, int]:
+            key, _, qty = spec.rpartition(":")
+            if not key or not qty.isdigit():
+                raise click.BadParameter(f"expected KEY:QUANTITY, got {spec!r}")
+            return key, int(qty)
+
+        changes = {
+            "set_quantities": {int(k): q for k, q in map(pair, set_quantities)},
+            "add_lines": [{"sku": k, "quantity": q} for k, q in map(pair, add_lines)],
+            "remove_lines": list(remove_lines),
+        } | ({"shipping_method": shipping_method} if shipping_method else {})
+    return order_view(session, modify_order(session, number, changes, idempotency_key=idempotency_key, actor=actor))
+
+
+@order.command("cancel")
+@click.argument("number")
+@click.option("--reason", required=True)
+@click.option("--actor", default="cli")
+@in_transaction
+def order_cancel(session: Session, number: str, reason: str, actor: str) -> dict[str, Any]:
+    from om_core.services.orders import cancel_order, order_view
+
+    return order_view(session, cancel_order(session, number, reason=reason, actor=actor))
+
+
+@order.command("hold")
+@click.argument("number")
+@click.option("--reason", required=True)
+@click.option("--actor", default="cli")
+@in_transaction
+def order_hold(session: Session, number: str, reason: str, actor: str) -> dict[str, Any]:
+    from om_core.services.orders import hold_order
+
+    o = hold_order(session, number, reason=reason, actor=actor)
+    return {"number": o.number, "status": o.status}
+
+
+@order.command("release")
+@click.argument("number")
+@click.option("--actor", default="cli")
+@in_transaction
+def order_release(session: Session, number: str, actor: str) -> dict[str, Any]:
+    from om_core.services.orders import release_order
+
+    o = release_order(session, number, actor=actor)
+    return {"number": o.number, "status": o.status}
+
+
+@main.group()
+def payment() -> None:
+    """Capture, void and refund an order's payment."""
+
+
+def _payment_command(kind: str) -> None:
+    @payment.command(kind)
+    @click.argument("number")
+    @click.option("--amount", help="Default: everything open (capture/void).", required=kind == "refund")
+    @click.option("--idempotency-key")
+    @click.option("--actor", default="cli")
+    @in_transaction
+    def command(session: Session, number: str, amount: str | None, idempotency_key: str | None, actor: str) -> dict[str, Any]:
+        from om_core.services import payments
+
+        tx = getattr(payments, kind)(session, number, Decimal(amount) if amount else None, idempotency_key=idempotency_key, actor=actor)
+        return model_dict(tx, "id", "kind", "amount", "status", "gateway_reference", "at")
+
+
+for _kind in ("capture", "void", "refund"):
+    _payment_command(_kind)
+
+
+# --- purchase orders --------------------------------------------------------------------------
+
+
+@main.group()
+def po() -> None:
+    """Purchase orders to suppliers."""
+
+
+def _po_view(p: Any) -> dict[str, Any]:
+    return model_dict(p, "number", "status", "expected_at", "created_at", "sent_at") | {
+        "lines": [{"sku": l.product.sku, "ordered": l.quantity_ordered, "received": l.quantity_received, "unit_cost": l.unit_cost} for l in p.lines]
+    }
+
+
+@po.command("create")
+@click.option("--supplier", required=True)
+@click.option("--location", "location_code", required=True)
+@click.option("--line", "lines", multiple=True, required=True, metavar="SKU:QTY")
+@click.option("--actor", default="cli")
+@in_transaction
+def po_create(session: Session, supplier: str, location_code: str, lines: tuple[str, ...], actor: str) -> dict[str, Any]:
+    from om_core.services.purchasing import create_purchase_order
+
+    parsed = []
+    for spec in lines:
+        sku, _, qty = spec.rpartition(":")
+        if not sku or not qty.isdigit():
+            raise click.BadParameter(f"--line takes SKU:QUANTITY, got {spec!r}")
+        parsed.append({"sku": sku, "quantity": int(qty)})
+    return _po_view(create_purchase_order(session, {"supplier": supplier, "location": location_code, "lines": parsed}, actor=actor))
+
+
+@po.command("send")
+@click.argument("number")
+@in_transaction
+def po_send(session: Session, number: str) -> dict[str, Any]:
+    from om_core.services.purchasing import send_purchase_order
+
+    return _po_view(send_purchase_order(session, number))
+
+
+@po.command("receive")
+@click.argument("number")
+@click.option("--line", "lines", multiple=True, metavar="SKU:QTY", help="Default: everything outstanding.")
+@click.option("--actor", default="cli")
+@in_transaction
+def po_receive(session: Session, number: str, lines: tuple[str, ...], actor: str) -> dict[str, Any]:
+    from om_core.services.purchasing import receive_purchase_order
+
+    parsed = None
+    if lines:
+        parsed = [{"sku": s.rpartition(":")[0], "quantity": int(s.rpartition(":")[2])} for s in lines]
+    return _po_view(receive_purchase_order(session, number, parsed, actor=actor))
+
+
+@po.command("cancel")
+@click.argument("number")
+@in_transaction
+def po_cancel(session: Session, number: str) -> dict[str, Any]:
+    from om_core.services.purchasing import cancel_purchase_order
+
+    return _po_view(cancel_purchase_order(session, number))
+
+
+@po.command("show")
+@click.argument("number")
+@in_transaction
+def po_show(session: Session, number: str) -> dict[str, Any]:
+    from om_core.services.purchasing import get_purchase_order
+
+    return _po_view(get_purchase_order(session, number))
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@main.command("demo")
+@click.option("--fresh", is_flag=True, help="Start from an empty database.")
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(fresh: bool, seed: int) -> None:
+    """Set up the database and a small sample store (reused if it exists)."""
+    from om_core.demo import build_demo_store
+
+    settings = get_settings()
+    summary = build_demo_store(settings, fresh=fresh, seed=seed)
+    emit(summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Engine, sessions and the write transaction every service runs in.
+
+SQLite (the embedded default) runs in WAL mode and every write transaction starts with
+BEGIN IMMEDIATE, so two writers never interleave and there is no lock upgrade deadlock.
+PostgreSQL runs READ COMMITTED and services lock the rows they change (SELECT ... FOR UPDATE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import DateTime, Engine, create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from om_core.config import get_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored in UTC and always come back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: StoreOM stores timezone-aware UTC timestamps only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str | None = None, **kwargs) -> Engine:  # type: ignore[no-untyped-def]
+    url = url or get_settings().database_url
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+class Database:
+    """A bound engine plus the transaction discipline the services rely on."""
+
+    def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
+        self.engine = engine or make_engine(url)
+        self.url = str(self.engine.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception.
+
+        Services may register compensations (e.g. void a payment authorisation made at the
+        gateway) with `on_rollback(session, fn)`; they run only if the transaction is not committed.
+        """
+        session = self._sessions()
+        session.info["on_rollback"] = []
+        committed = False
+        try:
+            yield session
+            session.commit()
+            committed = True
+        finally:
+            if not committed:
+                session.rollback()
+                for compensate in reversed(session.info["on_rollback"]):
+                    compensate()
+            session.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session (SQLite: a deferred transaction, so readers never block writers)."""
+        session = Session(self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False)
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def on_rollback(session: Session, compensate: Callable[[], None]) -> None:
+    session.info.setdefault("on_rollback", []).append(compensate)
+
+
+def lock_rows(session: Session, stmt):  # type: ignore[no-untyped-def]
+    """SELECT ... FOR UPDATE on PostgreSQL; on SQLite the IMMEDIATE transaction already serializes writers."""
+    if session.get_bind().dialect.name != "sqlite":
+        stmt = stmt.with_for_update(of=stmt.column_descriptions[0]["entity"])
+    return session.scalars(stmt)
+
+
+__all__ = ["Database", "UTCDateTime", "make_engine", "on_rollback", "lock_rows", "select"]

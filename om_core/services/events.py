@@ -1,0 +1,23 @@
+"""The order's audit trail: one row per state change, with who (or which channel) did it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from om_core.clock import utcnow
+from om_core.models import Order, OrderEvent
+
+
+def record_event(
+    session: Session, order: Order, kind: str, *, actor: str | None = None, channel: str | None = None, **data: Any
+) -> OrderEvent:
+    event = OrderEvent(order_id=order.id, kind=kind, actor=actor, channel=channel, data=data, at=utcnow())
+    session.add(event)
+    return event
+
+
+def order_events(session: Session, order_id: int) -> list[OrderEvent]:
+    return list(session.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)))

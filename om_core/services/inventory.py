@@ -1,0 +1,342 @@
+"""Stock per SKU x location, the movement ledger, reservations and available-to-promise.
+
+Every change of on-hand or of what is promised appends a `StockMovement`; `Stock.on_hand` is the
+ledger's running total, and what is reserved is the sum of active `Reservation` rows. Writers lock
+the stock rows they touch in ascending id order (Saleor's discipline), then read and allocate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from om_core.clock import utcnow
+from om_core.db import lock_rows
+from om_core.errors import StockError, ValidationError
+from om_core.models import ChannelLocation, Location, OrderLine, Reservation, Stock, StockMovement, Transfer
+from om_core.services.catalog import get_product
+from om_core.services.locations import channel_locations, get_channel, get_location
+from om_core.validation import Code, Input, parse
+
+ADJUSTMENT_REASONS = ("count", "damage", "theft", "found", "expired", "correction", "initial")
+MAX_MOVEMENT = 1_000_000
+
+
+class ReceiptIn(Input):
+    sku: Code
+    location: Code
+    quantity: int = Field(gt=0, le=MAX_MOVEMENT)
+    reference: str | None = Field(default=None, max_length=64)
+
+
+class AdjustmentIn(Input):
+    """Either a signed change (`delta`) or the quantity found in a count (`counted`), always with a reason."""
+
+    sku: Code
+    location: Code
+    reason: Literal["count", "damage", "theft", "found", "expired", "correction", "initial"]
+    delta: int | None = Field(default=None, ge=-MAX_MOVEMENT, le=MAX_MOVEMENT)
+    counted: int | None = Field(default=None, ge=0, le=MAX_MOVEMENT)
+    note: str | None = Field(default=None, max_length=150)
+
+
+class TransferIn(Input):
+    sku: Code
+    from_location: Code
+    to_location: Code
+    quantity: int = Field(gt=0, le=MAX_MOVEMENT)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    stock_id: int | None
+    product_id: int
+    location_id: int
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        return max(self.on_hand - self.reserved, 0)
+
+
+def get_or_create_stock(session: Session, product_id: int, location_id: int) -> Stock:
+    """The stock row for a SKU at a location, locked; created empty on first use."""
+    stmt = select(Stock).where(Stock.product_id == product_id, Stock.location_id == location_id)
+    stock = lock_rows(session, stmt).first()
+    if stock is not None:
+        return stock
+    try:
+        with session.begin_nested():
+            stock = Stock(product_id=product_id, location_id=location_id, on_hand=0)
+            session.add(stock)
+    except IntegrityError:  # created concurrently: use theirs
+        stock = lock_rows(session, stmt).first()
+        assert stock is not None
+    return stock
+
+
+def lock_stock(session: Session, product_ids: Iterable[int], location_ids: Iterable[int]) -> list[Stock]:
+    """Lock existing stock rows for these SKUs x locations in ascending id order (no deadlocks)."""
+    product_ids, location_ids = sorted(set(product_ids)), sorted(set(location_ids))
+    if not product_ids or not location_ids:
+        return []
+    stmt = (
+        select(Stock)
+        .where(Stock.product_id.in_(product_ids), Stock.location_id.in_(location_ids))
+        .order_by(Stock.id)
+    )
+    return list(lock_rows(session, stmt))
+
+
+def reserved_by_stock(session: Session, stock_ids: Iterable[int]) -> dict[int, int]:
+    ids = list(stock_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Reservation.stock_id, func.sum(Reservation.quantity))
+        .where(Reservation.stock_id.in_(ids), Reservation.status == "active")
+        .group_by(Reservation.stock_id)
+    )
+    return {stock_id: int(total) for stock_id, total in rows}
+
+
+def stock_levels(session: Session, stocks: list[Stock]) -> dict[tuple[int, int], StockLevel]:
+    reserved = reserved_by_stock(session, [s.id for s in stocks])
+    return {
+        (s.product_id, s.location_id): StockLevel(s.id, s.product_id, s.location_id, s.on_hand, reserved.get(s.id, 0))
+        for s in stocks
+    }
+
+
+def record_movement(
+    session: Session,
+    stock: Stock,
+    kind: str,
+    *,
+    quantity: int = 0,
+    reserved_change: int = 0,
+    reason: str | None = None,
+    reference: str | None = None,
+    actor: str | None = None,
+) -> StockMovement:
+    """Append to the ledger and move on-hand with it; on-hand may never go below zero."""
+    if stock.on_hand + quantity < 0:
+        raise StockError(
+            f"Stock of product {stock.product_id} at location {stock.location_id} would go negative "
+            f"({stock.on_hand} on hand, change {quantity})",
+            on_hand=stock.on_hand,
+            change=quantity,
+        )
+    stock.on_hand += quantity
+    movement = StockMovement(
+        stock_id=stock.id,
+        kind=kind,
+        quantity=quantity,
+        reserved_change=reserved_change,
+        reason=reason,
+        reference=reference,
+        actor=actor,
+        at=utcnow(),
+    )
+    session.add(movement)
+    return movement
+
+
+def receive_stock(session: Session, data: ReceiptIn | dict[str, Any], *, actor: str | None = None) -> Stock:
+    """Goods in (delivery, opening balance): on hand goes up by the received quantity."""
+    data = parse(ReceiptIn, data)
+    product, location = get_product(session, data.sku), get_location(session, data.location)
+    stock = get_or_create_stock(session, product.id, location.id)
+    record_movement(session, stock, "receipt", quantity=data.quantity, reference=data.reference, actor=actor)
+    session.flush()
+    return stock
+
+
+def adjust_stock(session: Session, data: AdjustmentIn | dict[str, Any], *, actor: str | None = None) -> StockMovement:
+    """Correct on hand after a count, damage or loss. A count sets on hand; a delta moves it."""
+    data = parse(AdjustmentIn, data)
+    if (data.delta is None) == (data.counted is None):
+        raise ValidationError("Give exactly one of delta or counted", errors=[{"field": "delta", "reason": "exactly one of delta/counted"}])
+    product, location = get_product(session, data.sku), get_location(session, data.location)
+    stock = get_or_create_stock(session, product.id, location.id)
+    delta = data.delta if data.delta is not None else data.counted - stock.on_hand  # type: ignore[operator]
+    if delta == 0 and data.counted is None:
+        raise ValidationError("An adjustment of 0 changes nothing", errors=[{"field": "delta", "reason": "must not be 0"}])
+    reason = data.reason + (f": {data.note}" if data.note else "")
+    movement = record_movement(session, stock, "adjustment", quantity=delta, reason=reason, actor=actor)
+    session.flush()
+    return movement
+
+
+def transfer_stock(session: Session, data: TransferIn | dict[str, Any], *, actor: str | None = None) -> Transfer:
+    """Move available units between locations (reserved units stay where they are promised)."""
+    data = parse(TransferIn, data)
+    if data.from_location == data.to_location:
+        raise ValidationError("A transfer needs two different locations", errors=[{"field": "to_location", "reason": "same as from_location"}])
+    product = get_product(session, data.sku)
+    source, target = get_location(session, data.from_location), get_location(session, data.to_location)
+    stocks = {s.location_id: s for s in lock_stock(session, [product.id], [source.id, target.id])}
+    source_stock = stocks.get(source.id)
+    available = stock_levels(session, [source_stock])[(product.id, source.id)].available if source_stock else 0
+    if data.quantity > available:
+        raise StockError(
+            f"Only {available} of {data.sku} available at {source.code} to transfer", available=available, requested=data.quantity
+        )
+    assert source_stock is not None
+    target_stock = stocks.get(target.id) or get_or_create_stock(session, product.id, target.id)
+    transfer = Transfer(
+        product_id=product.id, from_location_id=source.id, to_location_id=target.id,
+        quantity=data.quantity, reason=data.reason, actor=actor, at=utcnow(),
+    )
+    session.add(transfer)
+    session.flush()
+    ref = f"transfer:{transfer.id}"
+    record_movement(session, source_stock, "transfer_out", quantity=-data.quantity, reference=ref, reason=data.reason, actor=actor)
+    record_movement(session, target_stock, "transfer_in", quantity=data.quantity, reference=ref, reason=data.reason, actor=actor)
+    session.flush()
+    return transfer
+
+
+def reserve_stock(session: Session, line: OrderLine, stock: Stock, quantity: int, *, actor: str | None = None) -> Reservation:
+    """Promise `quantity` units of a locked stock row to an order line. The caller checked availability."""
+    reservation = Reservation(stock_id=stock.id, order_line_id=line.id, quantity=quantity, status="active", created_at=utcnow())
+    session.add(reservation)
+    record_movement(session, stock, "reservation", reserved_change=quantity, reference=f"order_line:{line.id}", actor=actor)
+    return reservation
+
+
+def release_reservations(
+    session: Session, line: OrderLine, quantity: int | None = None, *, actor: str | None = None, reason: str | None = None
+) -> int:
+    """Give back up to `quantity` (default: all) reserved units of a line, newest reservation first."""
+    return _close_reservations(session, line, quantity, "released", actor=actor, reason=reason)
+
+
+def fulfil_reservations(session: Session, line: OrderLine, quantity: int, *, actor: str | None = None) -> int:
+    """Units leave the building: reserved units become a sale (on hand and reserved both go down)."""
+    return _close_reservations(session, line, quantity, "fulfilled", actor=actor, reason=None)
+
+
+def _close_reservations(
+    session: Session, line: OrderLine, quantity: int | None, status: str, *, actor: str | None, reason: str | None
+) -> int:
+    active = [r for r in session.scalars(
+        select(Reservation).where(Reservation.order_line_id == line.id, Reservation.status == "active").order_by(Reservation.id.desc())
+    )]
+    stocks = {s.id: s for s in lock_rows(session, select(Stock).where(Stock.id.in_({r.stock_id for r in active})).order_by(Stock.id))}
+    remaining = sum(r.quantity for r in active) if quantity is None else quantity
+    closed = 0
+    now = utcnow()
+    for reservation in active:
+        if remaining <= 0:
+            break
+        take = min(reservation.quantity, remaining)
+        reservation.status, reservation.closed_at = status, now
+        stock = stocks[reservation.stock_id]
+        if status == "fulfilled":
+            record_movement(session, stock, "sale", quantity=-take, reserved_change=-take, reference=f"order_line:{line.id}", actor=actor)
+        else:
+            record_movement(session, stock, "reservation_release", reserved_change=-take, reference=f"order_line:{line.id}", reason=reason, actor=actor)
+        if take < reservation.quantity:  # keep the rest promised as a new row
+            session.add(Reservation(stock_id=stock.id, order_line_id=line.id, quantity=reservation.quantity - take, status="active", created_at=now))
+        remaining -= take
+        closed += take
+    session.flush()
+    return closed
+
+
+def available_to_promise(
+    session: Session, sku: str, *, channel: str | None = None, location: str | None = None
+) -> dict[str, Any]:
+    """What can still be sold: on hand minus active reservations, per location and in total.
+
+    With a channel, only that channel's locations count; with a location, only that one.
+    """
+    product = get_product(session, sku)
+    if location is not None:
+        locations = [get_location(session, location)]
+    elif channel is not None:
+        locations = channel_locations(session, get_channel(session, channel))
+    else:
+        locations = list(session.scalars(select(Location).where(Location.active.is_(True)).order_by(Location.id)))
+    stocks = list(session.scalars(select(Stock).where(Stock.product_id == product.id, Stock.location_id.in_([l.id for l in locations]))))
+    levels = stock_levels(session, stocks)
+    rows = []
+    for loc in locations:
+        level = levels.get((product.id, loc.id))
+        on_hand, reserved = (level.on_hand, level.reserved) if level else (0, 0)
+        rows.append({"location": loc.code, "on_hand": on_hand, "reserved": reserved, "available": max(on_hand - reserved, 0)})
+    return {"sku": sku, "channel": channel, "available": sum(r["available"] for r in rows), "locations": rows}
+
+
+def channel_availability(session: Session, product_ids: list[int], channel_id: int) -> dict[int, int]:
+    """Available units per product across a channel's locations (for alternatives and listings)."""
+    stocks = list(session.scalars(
+        select(Stock)
+        .join(ChannelLocation, (ChannelLocation.location_id == Stock.location_id) & (ChannelLocation.channel_id == channel_id))
+        .where(Stock.product_id.in_(product_ids))
+    ))
+    totals: dict[int, int] = defaultdict(int)
+    for level in stock_levels(session, stocks).values():
+        totals[level.product_id] += level.available
+    return dict(totals)
+
+
+def verify_ledger(session: Session) -> list[dict[str, Any]]:
+    """Re-derive every stock row from the ledger; return the rows that disagree (empty means consistent).
+
+    Checks on hand against the sum of movements, reserved against the sum of active reservation rows,
+    and that no stock row is negative.
+    """
+    ledger = dict(
+        session.execute(
+            select(StockMovement.stock_id, func.sum(StockMovement.quantity)).group_by(StockMovement.stock_id)
+        ).all()
+    )
+    ledger_reserved = dict(
+        session.execute(
+            select(StockMovement.stock_id, func.sum(StockMovement.reserved_change)).group_by(StockMovement.stock_id)
+        ).all()
+    )
+    active = dict(
+        session.execute(
+            select(Reservation.stock_id, func.sum(Reservation.quantity))
+            .where(Reservation.status == "active")
+            .group_by(Reservation.stock_id)
+        ).all()
+    )
+    problems = []
+    for stock in session.scalars(select(Stock).order_by(Stock.id)):
+        derived = int(ledger.get(stock.id) or 0)
+        reserved_rows = int(active.get(stock.id) or 0)
+        reserved_ledger = int(ledger_reserved.get(stock.id) or 0)
+        if derived != stock.on_hand or reserved_rows != reserved_ledger or stock.on_hand < 0:
+            problems.append(
+                {"stock_id": stock.id, "on_hand": stock.on_hand, "ledger_on_hand": derived,
+                 "reserved": reserved_rows, "ledger_reserved": reserved_ledger}
+            )
+    return problems
+
+
+def movements_for(session: Session, sku: str, location: str | None = None, limit: int = 100) -> list[StockMovement]:
+    product = get_product(session, sku)
+    stmt = select(StockMovement).join(Stock).where(Stock.product_id == product.id)
+    if location:
+        stmt = stmt.where(Stock.location_id == get_location(session, location).id)
+    return list(session.scalars(stmt.order_by(StockMovement.id.desc()).limit(limit)))
+
+
+__all__ = [
+    "ADJUSTMENT_REASONS", "StockLevel", "adjust_stock", "available_to_promise", "channel_availability",
+    "fulfil_reservations", "get_or_create_stock", "lock_stock", "receive_stock", "release_reservations",
+    "reserve_stock", "stock_levels", "transfer_stock", "verify_ledger"
+]

@@ -1,0 +1,779 @@
+"""Orders: quote, place, modify, cancel, hold and release, and the status derived from line quantities.
+
+Placement runs in one transaction: validate the request, lock the candidate stock rows in id order,
+allocate, price (promotions, tax, shipping), write the order with its reservations and ledger rows,
+authorize the payment, record events. Any failure rolls all of it back (and voids an authorization
+the gateway already gave).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from om_core.clock import utcnow
+from om_core.db import lock_rows
+from om_core.errors import (
+    InsufficientStock,
+    InvalidTransition,
+    ModificationNotAllowed,
+    PriceMismatch,
+    UnknownOrder,
+    ValidationError,
+)
+from om_core.models import (
+    Channel,
+    Customer,
+    LineDiscount,
+    Location,
+    Order,
+    OrderLine,
+    Payment,
+    Product,
+    PromotionRedemption,
+    Reservation,
+    ShippingMethod,
+    Stock,
+)
+from om_core.money import ZERO, to_money
+from om_core.services import idempotency, inventory, payments
+from om_core.services.catalog import products_by_sku
+from om_core.services.customers import AddressIn, default_address, get_customer, normalize_email
+from om_core.services.events import order_events, record_event
+from om_core.services.locations import channel_locations, get_channel, get_location
+from om_core.services.promotions import PricedLine, apply_promotions, eligible_promotions
+from om_core.services.shipping import CARRY_OUT, PICKUP, ShippingCharge, get_shipping_method, shipping_charge
+from om_core.services.taxes import TaxTable, tax_on
+from om_core.validation import MAX_LINE_QUANTITY, Amount, Code, Input, Quantity, parse
+
+MAX_LINES = 200
+ORDER_NUMBER_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class LineIn(Input):
+    sku: Code
+    quantity: Quantity
+    unit_price: Amount | None = Field(default=None, description="The price the channel showed; must match.")
+
+
+class OrderIn(Input):
+    """A quote or placement request from a channel."""
+
+    channel: Code
+    lines: list[LineIn] = Field(min_length=1, max_length=MAX_LINES)
+    customer_id: int | None = Field(default=None, gt=0)
+    email: str | None = None
+    delivery: Literal["ship", "pickup", "carry_out"] = "ship"
+    shipping_method: str | None = None
+    pickup_location: Code | None = None
+    location: Code | None = Field(default=None, description="The selling store, for carry-out (POS) sales.")
+    ship_from_store: bool = True
+    shipping_address: AddressIn | None = None
+    coupon_codes: list[str] = Field(default_factory=list, max_length=10)
+    allow_backorder: bool = False
+    payment_token: str | None = None
+    gateway: str = "test"
+    expected_total: Amount | None = None
+    external_ref: str | None = Field(default=None, max_length=64)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return normalize_email(value) if value else None
+
+    @model_validator(mode="after")
+    def _delivery_fields(self) -> OrderIn:
+        skus = [l.sku for l in self.lines]
+        if len(set(skus)) != len(skus):
+            raise ValueError("each SKU may appear on one line only")
+        if self.delivery == "ship" and not self.shipping_method:
+            raise ValueError("shipping_method is required for delivery 'ship'")
+        if self.delivery == "pickup" and not self.pickup_location:
+            raise ValueError("pickup_location is required for delivery 'pickup'")
+        if self.delivery == "carry_out" and not self.location:
+            raise ValueError("location (the selling store) is required for delivery 'carry_out'")
+        return self
+
+
+class ModifyOrderIn(Input):
+    """Changes to an order before fulfilment starts. Quantity 0 removes a line."""
+
+    set_quantities: dict[int, Annotated[int, Field(ge=0, le=MAX_LINE_QUANTITY)]] = Field(default_factory=dict)
+    add_lines: list[LineIn] = Field(default_factory=list, max_length=MAX_LINES)
+    remove_lines: list[int] = Field(default_factory=list)
+    delivery: Literal["ship", "pickup"] | None = None
+    shipping_method: str | None = None
+    pickup_location: Code | None = None
+    shipping_address: AddressIn | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ModifyOrderIn:
+        if not (self.set_quantities or self.add_lines or self.remove_lines or self.delivery or self.shipping_method
+                or self.pickup_location or self.shipping_address):
+            raise ValueError("no change requested")
+        return self
+
+
+# --- the draft: everything a quote shows and a placement writes ----------------------------
+
+
+@dataclass
+class DraftLine:
+    line: PricedLine
+    product: Product
+    allocations: list[tuple[Location, int]] = field(default_factory=list)
+    backordered: int = 0
+    tax_rate: Decimal = ZERO
+    tax_amount: Decimal = ZERO
+    line_total: Decimal = ZERO
+
+    @property
+    def discount_total(self) -> Decimal:
+        return sum((d[1] for d in self.line.discounts), ZERO)
+
+
+@dataclass
+class Draft:
+    channel: Channel
+    customer: Customer | None
+    email: str | None
+    delivery: str
+    shipping: ShippingCharge
+    shipping_method_id: int | None
+    pickup_location: Location | None
+    address: dict[str, Any]
+    lines: list[DraftLine]
+    coupon_codes: list[str]
+    promotions: list[Any]
+    stocks: dict[tuple[int, int], Stock]
+    subtotal: Decimal = ZERO
+    discount_total: Decimal = ZERO
+    shipping_tax: Decimal = ZERO
+    tax_total: Decimal = ZERO
+    total: Decimal = ZERO
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel.code,
+            "currency": self.channel.currency,
+            "prices_include_tax": self.channel.prices_include_tax,
+            "delivery": self.delivery,
+            "shipping_method": self.shipping.method,
+            "promised_delivery_days": self.shipping.promised_days,
+            "lines": [
+                {
+                    "line_no": d.line.key,
+                    "sku": d.product.sku,
+                    "name": d.product.name,
+                    "quantity": d.line.quantity,
+                    "unit_price": str(d.line.unit_price),
+                    "discounts": [{"promotion_id": p.id, "amount": str(a), "description": desc} for p, a, desc in d.line.discounts],
+                    "discount_total": str(d.discount_total),
+                    "tax_rate": str(d.tax_rate),
+                    "tax_amount": str(d.tax_amount),
+                    "line_total": str(d.line_total),
+                    "allocation": [{"location": loc.code, "quantity": q} for loc, q in d.allocations],
+                    "backordered": d.backordered,
+                }
+                for d in self.lines
+            ],
+            "subtotal": str(self.subtotal),
+            "discount_total": str(self.discount_total),
+            "shipping_total": str(self.shipping.amount),
+            "tax_total": str(self.tax_total),
+            "total": str(self.total),
+        }
+
+
+def _candidate_locations(session: Session, channel: Channel, req: OrderIn) -> tuple[list[Location], Location | None]:
+    """Where the stock for this order may come from, in the channel's preference order."""
+    if req.delivery == "pickup":
+        store = get_location(session, req.pickup_location)  # type: ignore[arg-type]
+        if not (store.active and store.can_pickup):
+            raise ValidationError(
+                f"Location {store.code} does not offer in-store pickup",
+                errors=[{"field": "pickup_location", "reason": "no in-store pickup"}],
+            )
+        return [store], store
+    assigned = channel_locations(session, channel)
+    if req.delivery == "carry_out":
+        store = get_location(session, req.location)  # type: ignore[arg-type]
+        if store.id not in {l.id for l in assigned}:
+            raise ValidationError(
+                f"Location {store.code} does not sell through channel {channel.code}",
+                errors=[{"field": "location", "reason": "not assigned to the channel"}],
+            )
+        return [store], None
+    return [
+        l for l in assigned
+        if (l.kind == "warehouse" and l.can_ship)
+        or l.kind == "dropship"
+        or (l.kind == "store" and l.can_ship_from_store and req.ship_from_store)
+    ], None
+
+
+def plan_allocation(
+    demand: list[tuple[int, int]], candidates: list[int], available: dict[tuple[int, int], int]
+) -> tuple[dict[int, list[tuple[int, int]]], dict[int, int]]:
+    """Decide which location gives how many units of each product.
+
+    One location that can fill the whole order wins (one shipment); otherwise each line goes to the
+    first location that can fill it, and only then is a line split across locations in preference
+    order. Returns ({product: [(location, qty)]}, {product: short qty}).
+    """
+    for loc in candidates:
+        if all(available.get((pid, loc), 0) >= qty for pid, qty in demand):
+            return {pid: [(loc, qty)] for pid, qty in demand}, {}
+    left = dict(available)
+    plan: dict[int, list[tuple[int, int]]] = {}
+    short: dict[int, int] = {}
+    for pid, qty in demand:
+        whole = next((loc for loc in candidates if left.get((pid, loc), 0) >= qty), None)
+        if whole is not None:
+            plan[pid] = [(whole, qty)]
+            left[(pid, whole)] -= qty
+            continue
+        need, parts = qty, []
+        for loc in candidates:
+            take = min(need, left.get((pid, loc), 0))
+            if take > 0:
+                parts.append((loc, take))
+                left[(pid, loc)] -= take
+                need -= take
+            if need == 0:
+                break
+        plan[pid] = parts
+        if need:
+            short[pid] = need
+    return plan, short
+
+
+def _alternatives(session: Session, channel: Channel, product: Product, requested: int, candidate_ids: set[int]) -> dict[str, Any]:
+    """What the customer could do instead: backorder, another location, or a similar SKU in stock."""
+    others = session.execute(
+        select(Location, Stock).join(Stock, Stock.location_id == Location.id)
+        .where(Stock.product_id == product.id, Location.active.is_(True), Stock.on_hand > 0)
+        .order_by(Location.code)
+    ).all()
+    levels = inventory.stock_levels(session, [s for _, s in others])
+    other_locations = [
+        {"location": loc.code, "available": levels[(product.id, loc.id)].available, "pickup": loc.can_pickup}
+        for loc, _ in others
+        if loc.id not in candidate_ids and levels[(product.id, loc.id)].available > 0
+    ]
+    similar = list(session.scalars(
+        select(Product).where(Product.category == product.category, Product.id != product.id, Product.active.is_(True)).limit(200)
+    ))
+    stock_by_product = inventory.channel_availability(session, [p.id for p in similar], channel.id) if similar else {}
+    in_stock = sorted(
+        (p for p in similar if stock_by_product.get(p.id, 0) >= requested),
+        key=lambda p: (abs(Decimal(p.price) - Decimal(product.price)), p.sku),
+    )[:3]
+    return {
+        "backorder": product.backorder_policy == "allow",
+        "other_locations": other_locations,
+        "similar_skus": [{"sku": p.sku, "name": p.name, "price": str(p.price), "available": stock_by_product[p.id]} for p in in_stock],
+    }
+
+
+def _resolve_address(req: OrderIn, customer: Customer | None, pickup: Location | None, carry_out: Location | None) -> dict[str, Any]:
+    if pickup is not None or carry_out is not None:
+        loc = pickup or carry_out
+        return {"ship_country": loc.country, "ship_region": loc.region}  # type: ignore[union-attr]
+    if req.shipping_address is not None:
+        a = req.shipping_address
+    elif customer is not None and (addr := default_address(customer)) is not None:
+        a = AddressIn(name=addr.name, line1=addr.line1, line2=addr.line2, city=addr.city, region=addr.region, postal_code=addr.postal_code, country=addr.country)
+    else:
+        raise ValidationError("A shipping address is required to ship", errors=[{"field": "shipping_address", "reason": "required"}])
+    return {
+        "ship_name": a.name, "ship_line1": a.line1, "ship_line2": a.line2, "ship_city": a.city,
+        "ship_region": a.region, "ship_postal_code": a.postal_code, "ship_country": a.country,
+    }
+
+
+def build_draft(
+    session: Session,
+    req: OrderIn,
+    *,
+    lock: bool,
+    at: datetime | None = None,
+    channel: Channel | None = None,
+    unit_prices: dict[str, Decimal] | None = None,
+    lock_also: tuple[set[int], set[int]] = (set(), set()),
+    before_allocation: Callable[[], None] | None = None,
+    exclude_order: int | None = None,
+) -> Draft:
+    """Validate, allocate and price an order request. With `lock`, the stock and promotion rows read
+    stay locked until the caller's transaction ends, so the draft can be written as is."""
+    at = at or utcnow()
+    channel = channel or get_channel(session, req.channel)
+    customer = get_customer(session, req.customer_id) if req.customer_id is not None else None
+    products = products_by_sku(session, [l.sku for l in req.lines])
+    inactive = [s for s, p in products.items() if not p.active]
+    if inactive:
+        raise ValidationError(f"SKU(s) not for sale: {', '.join(sorted(inactive))}", errors=[{"field": "lines", "reason": f"{s} is inactive"} for s in inactive])
+    prices = {sku: Decimal(p.price) for sku, p in products.items()} | (unit_prices or {})
+    mismatched = [
+        {"sku": l.sku, "sent": str(l.unit_price), "current": str(to_money(prices[l.sku]))}
+        for l in req.lines if l.unit_price is not None and to_money(l.unit_price) != to_money(prices[l.sku])
+    ]
+    if mismatched:
+        raise PriceMismatch(
+            "Price changed for " + ", ".join(f"{m['sku']} (sent {m['sent']}, now {m['current']})" for m in mismatched),
+            lines=mismatched,
+        )
+    candidates, pickup = _candidate_locations(session, channel, req)
+    carry_out = candidates[0] if req.delivery == "carry_out" else None
+    address = _resolve_address(req, customer, pickup, carry_out)
+    method = get_shipping_method(session, req.shipping_method) if req.delivery == "ship" else None  # type: ignore[arg-type]
+
+    product_ids = {p.id for p in products.values()} | lock_also[0]
+    location_ids = {l.id for l in candidates} | lock_also[1]
+    if lock:
+        stock_rows = inventory.lock_stock(session, product_ids, location_ids)
+    else:
+        stock_rows = list(session.scalars(select(Stock).where(Stock.product_id.in_(product_ids), Stock.location_id.in_(location_ids))))
+    if before_allocation is not None:
+        before_allocation()
+    levels = inventory.stock_levels(session, stock_rows)
+    available = {key: level.available for key, level in levels.items()}
+    by_id = {l.id: l for l in candidates}
+    demand = [(products[l.sku].id, l.quantity) for l in req.lines]
+    plan, short = plan_allocation(demand, [l.id for l in candidates], available)
+
+    backordered: dict[int, int] = {}
+    shortages = []
+    for line in req.lines:
+        product = products[line.sku]
+        missing = short.get(product.id, 0)
+        if not missing:
+            continue
+        if req.allow_backorder and product.backorder_policy == "allow":
+            backordered[product.id] = missing
+            continue
+        shortages.append({
+            "sku": line.sku, "requested": line.quantity, "available": line.quantity - missing,
+            "alternatives": _alternatives(session, channel, product, line.quantity, set(by_id)),
+        })
+    if shortages:
+        raise InsufficientStock(shortages)
+
+    priced = [
+        PricedLine(key=i, sku=l.sku, category=products[l.sku].category, quantity=l.quantity, unit_price=to_money(prices[l.sku]))
+        for i, l in enumerate(req.lines, start=1)
+    ]
+    promos = eligible_promotions(session, coupon_codes=req.coupon_codes, customer_id=req.customer_id, at=at, lock=lock, exclude_order=exclude_order)
+    applied = apply_promotions(priced, promos)
+
+    taxes = TaxTable(session, address["ship_country"], address.get("ship_region"))
+    inclusive = channel.prices_include_tax
+    lines: list[DraftLine] = []
+    for pl, req_line in zip(priced, req.lines):
+        product = products[req_line.sku]
+        rate = taxes.rate(product.tax_class)
+        tax = tax_on(pl.net, rate, inclusive=inclusive)
+        lines.append(DraftLine(
+            line=pl, product=product,
+            allocations=[(by_id[loc], q) for loc, q in plan.get(product.id, [])],
+            backordered=backordered.get(product.id, 0), tax_rate=rate, tax_amount=tax,
+            line_total=pl.net if inclusive else pl.net + tax,
+        ))
+    merchandise = sum((d.line.net for d in lines), ZERO)
+    if method is not None:
+        weight = sum((Decimal(d.product.weight_kg) * d.line.quantity for d in lines), Decimal(0))
+        charge = shipping_charge(method, merchandise=merchandise, weight_kg=weight, country=address["ship_country"])
+    else:
+        charge = PICKUP if req.delivery == "pickup" else CARRY_OUT
+    draft = Draft(
+        channel=channel, customer=customer, email=req.email or (customer.email if customer else None),
+        delivery=req.delivery, shipping=charge, shipping_method_id=method.id if method else None,
+        pickup_location=pickup, address=address, lines=lines,
+        coupon_codes=sorted({c.strip().upper() for c in req.coupon_codes}), promotions=applied,
+        stocks={(s.product_id, s.location_id): s for s in stock_rows},
+    )
+    draft.subtotal = sum((d.line.gross for d in lines), ZERO)
+    draft.discount_total = sum((d.discount_total for d in lines), ZERO)
+    draft.shipping_tax = tax_on(charge.amount, taxes.shipping_rate(), inclusive=inclusive)
+    draft.tax_total = sum((d.tax_amount for d in lines), ZERO) + draft.shipping_tax
+    draft.total = draft.subtotal - draft.discount_total + charge.amount + (ZERO if inclusive else draft.tax_total)
+    if req.expected_total is not None and to_money(req.expected_total) != draft.total:
+        raise PriceMismatch(f"Order total is {draft.total}, not {to_money(req.expected_total)}", expected=str(req.expected_total), total=str(draft.total))
+    return draft
+
+
+def quote(session: Session, request: OrderIn | dict[str, Any]) -> Draft:
+    """Price and allocate without writing anything or holding stock."""
+    return build_draft(session, parse(OrderIn, request), lock=False)
+
+
+# --- placement --------------------------------------------------------------------------------
+
+
+def _new_number(prefix: str = "SO") -> str:
+    return f"{prefix}-" + "".join(secrets.choice(ORDER_NUMBER_ALPHABET) for _ in range(10))
+
+
+def _write_lines(session: Session, order: Order, draft: Draft, actor: str | None, existing: dict[int, OrderLine] | None = None) -> None:
+    """Create or update order lines from the draft, with their discounts, reservations and redemptions."""
+    existing = existing or {}
+    new_lines = []
+    for d in draft.lines:
+        line = existing.get(d.product.id)
+        values = dict(
+            unit_price=d.line.unit_price, discount_total=d.discount_total, tax_rate=d.tax_rate,
+            tax_amount=d.tax_amount, line_total=d.line_total, quantity_backordered=d.backordered,
+        )
+        if line is None:
+            line = OrderLine(
+                line_no=len(order.lines) + 1, product_id=d.product.id, sku=d.product.sku, name=d.product.name,
+                quantity=d.line.quantity, quantity_cancelled=0, quantity_fulfilled=0, quantity_returned=0, **values,
+            )
+            order.lines.append(line)
+        else:
+            active = line.quantity - line.quantity_cancelled
+            if d.line.quantity > active:
+                line.quantity += d.line.quantity - active
+            else:
+                line.quantity_cancelled += active - d.line.quantity
+            for key, value in values.items():
+                setattr(line, key, value)
+            line.discounts.clear()
+        for promo, amount, description in d.line.discounts:
+            line.discounts.append(LineDiscount(promotion_id=promo.id, amount=amount, description=description))
+        new_lines.append((line, d))
+    session.flush()
+    for line, d in new_lines:
+        for location, qty in d.allocations:
+            inventory.reserve_stock(session, line, draft.stocks[(d.product.id, location.id)], qty, actor=actor)
+    for promo in draft.promotions:
+        amount = sum((a for d in draft.lines for p, a, _ in d.line.discounts if p.id == promo.id), ZERO)
+        session.add(PromotionRedemption(promotion_id=promo.id, order_id=order.id, customer_id=order.customer_id, amount=amount, at=utcnow()))
+
+
+def _apply_totals(order: Order, draft: Draft) -> None:
+    order.subtotal, order.discount_total = draft.subtotal, draft.discount_total
+    order.shipping_total, order.tax_total, order.total = draft.shipping.amount, draft.tax_total, draft.total
+    order.promised_delivery_days = draft.shipping.promised_days
+    order.delivery_method = draft.delivery
+    order.shipping_method_id = draft.shipping_method_id
+    order.pickup_location_id = draft.pickup_location.id if draft.pickup_location else None
+    for key in ("ship_name", "ship_line1", "ship_line2", "ship_city", "ship_region", "ship_postal_code", "ship_country"):
+        setattr(order, key, draft.address.get(key))
+
+
+def place_order(
+    session: Session,
+    request: OrderIn | dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    actor: str | None = None,
+) -> Order:
+    """Place an order: reserve stock, authorize payment and record it all, or nothing at all.
+
+    A retry with the same idempotency key returns the original order and writes nothing.
+    """
+    req = parse(OrderIn, request)
+    digest = idempotency.request_hash(req)
+    remembered = idempotency.recall(session, "order.place", idempotency_key, digest)
+    if remembered is not None:
+        return get_order(session, remembered["order_number"])
+    if req.payment_token is not None:
+        payments.check_token(req.payment_token)
+    draft = build_draft(session, req, lock=True)
+    if draft.total > 0 and req.payment_token is None:
+        raise ValidationError("A payment token is required for an order with a total above zero", errors=[{"field": "payment_token", "reason": "required"}])
+    now = utcnow()
+    order = Order(
+        number=_new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
+        status="placed", hold=False, currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
+        ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
+        placed_at=now, updated_at=now,
+    )
+    _apply_totals(order, draft)
+    session.add(order)
+    session.flush()
+    _write_lines(session, order, draft, actor)
+    record_event(
+        session, order, "order_placed", actor=actor, channel=draft.channel.code,
+        total=str(order.total), lines=len(order.lines),
+        allocation={d.product.sku: [[loc.code, q] for loc, q in d.allocations] for d in draft.lines},
+    )
+    if req.payment_token is not None:
+        payments.authorize(session, order, req.payment_token, order.total, gateway=req.gateway, actor=actor)
+    if req.delivery == "carry_out":
+        fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
+        if order.total > 0:
+            payments.capture(session, order.number, actor=actor)
+    order.status = derive_status(order)
+    idempotency.remember(session, "order.place", idempotency_key, digest, {"order_number": order.number})
+    session.flush()
+    return order
+
+
+# --- status ---------------------------------------------------------------------------------
+
+MANUAL_TRANSITIONS: dict[str, set[str]] = {
+    "hold": {"placed", "backordered", "partially_fulfilled"},
+    "release": {"on_hold"},
+    "cancel": {"placed", "backordered", "on_hold"},
+}
+"""Which derived statuses allow each manual action."""
+
+
+def derive_status(order: Order) -> str:
+    """The order's status follows from its lines: what is still wanted, sent and sent back."""
+    active = sum(l.quantity - l.quantity_cancelled for l in order.lines)
+    if active == 0:
+        return "cancelled"
+    if order.hold:
+        return "on_hold"
+    fulfilled = sum(l.quantity_fulfilled for l in order.lines)
+    returned = sum(l.quantity_returned for l in order.lines)
+    if fulfilled == 0:
+        return "backordered" if any(l.quantity_backordered for l in order.lines) else "placed"
+    if fulfilled < active:
+        return "partially_fulfilled"
+    if returned == 0:
+        return "fulfilled"
+    return "returned" if returned == fulfilled else "partially_returned"
+
+
+def _require(order: Order, action: str) -> None:
+    if order.status not in MANUAL_TRANSITIONS[action]:
+        raise InvalidTransition(f"Order {order.number} is {order.status}; cannot {action} it", order=order.number, status=order.status, action=action)
+
+
+def get_order(session: Session, number: str, *, lock: bool = False) -> Order:
+    stmt = select(Order).where(Order.number == number)
+    order = lock_rows(session, stmt).first() if lock else session.scalar(stmt)
+    if order is None:
+        raise UnknownOrder(f"Unknown order {number!r}", order=number)
+    return order
+
+
+def hold_order(session: Session, number: str, *, reason: str, actor: str | None = None) -> Order:
+    order = get_order(session, number, lock=True)
+    _require(order, "hold")
+    order.hold, order.status, order.updated_at = True, "on_hold", utcnow()
+    record_event(session, order, "order_on_hold", actor=actor, reason=reason)
+    session.flush()
+    return order
+
+
+def release_order(session: Session, number: str, *, actor: str | None = None) -> Order:
+    order = get_order(session, number, lock=True)
+    _require(order, "release")
+    order.hold = False
+    order.status, order.updated_at = derive_status(order), utcnow()
+    record_event(session, order, "order_released", actor=actor)
+    session.flush()
+    return order
+
+
+def _active_reservation_stock(session: Session, order: Order) -> tuple[set[int], set[int]]:
+    rows = session.execute(
+        select(Stock.product_id, Stock.location_id).join(Reservation, Reservation.stock_id == Stock.id)
+        .where(Reservation.order_line_id.in_([l.id for l in order.lines]), Reservation.status == "active")
+    ).all()
+    return {r[0] for r in rows}, {r[1] for r in rows}
+
+
+def _void_redemptions(session: Session, order: Order) -> None:
+    for redemption in session.scalars(select(PromotionRedemption).where(PromotionRedemption.order_id == order.id, PromotionRedemption.voided.is_(False))):
+        redemption.voided = True
+
+
+def cancel_order(session: Session, number: str, *, reason: str, actor: str | None = None) -> Order:
+    """Cancel before fulfilment: release every reservation, void the authorization, free coupon uses."""
+    order = get_order(session, number, lock=True)
+    if order.fulfilment_started_at is not None or any(l.quantity_fulfilled for l in order.lines):
+        raise ModificationNotAllowed(f"Order {number} is already being fulfilled; open a return instead", order=number)
+    _require(order, "cancel")
+    products, locations = _active_reservation_stock(session, order)
+    inventory.lock_stock(session, products, locations)
+    for line in order.lines:
+        inventory.release_reservations(session, line, actor=actor, reason=f"order cancelled: {reason}")
+        line.quantity_cancelled, line.quantity_backordered = line.quantity, 0
+    _void_redemptions(session, order)
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
+    if payment is not None and payments.balance(payment).open_authorization > 0:
+        payments.void(session, order.number, actor=actor)
+    order.hold = False
+    order.status, order.updated_at = derive_status(order), utcnow()
+    record_event(session, order, "order_cancelled", actor=actor, reason=reason)
+    session.flush()
+    return order
+
+
+def modify_order(
+    session: Session, number: str, changes: ModifyOrderIn | dict[str, Any], *, idempotency_key: str | None = None, actor: str | None = None
+) -> Order:
+    """Change lines, quantities, address or delivery before fulfilment starts.
+
+    Existing lines keep their price; new lines take today's. Stock is re-reserved as a whole (the
+    order's own reservations count as available), promotions are re-applied as of placement, and the
+    payment authorization is topped up or partly voided to the new total.
+    """
+    changes = parse(ModifyOrderIn, changes)
+    digest = idempotency.request_hash({"order": number, **changes.model_dump(mode="json")})
+    remembered = idempotency.recall(session, "order.modify", idempotency_key, digest)
+    if remembered is not None:
+        return get_order(session, number)
+    order = get_order(session, number, lock=True)
+    if order.status == "cancelled":
+        raise ModificationNotAllowed(f"Order {number} is cancelled", order=number)
+    if order.fulfilment_started_at is not None or any(l.quantity_fulfilled for l in order.lines):
+        raise ModificationNotAllowed(f"Order {number} is already being fulfilled and can no longer be changed", order=number)
+
+    by_no = {l.line_no: l for l in order.lines}
+    unknown = sorted(({*changes.set_quantities} | {*changes.remove_lines}) - set(by_no))
+    if unknown:
+        raise ValidationError(f"Order {number} has no line(s) {unknown}", errors=[{"field": "line_no", "reason": f"unknown line {n}"} for n in unknown])
+    wanted = {l.line_no: l.quantity - l.quantity_cancelled for l in order.lines if l.quantity > l.quantity_cancelled}
+    wanted.update({n: q for n, q in changes.set_quantities.items()})
+    for n in changes.remove_lines:
+        wanted[n] = 0
+    on_order = {by_no[n].sku for n, q in wanted.items() if q > 0}
+    dup = [l.sku for l in changes.add_lines if l.sku in on_order]
+    if dup:
+        raise ValidationError(f"SKU(s) already on the order, change their quantity instead: {', '.join(dup)}", errors=[{"field": "add_lines", "reason": f"{s} already on order"} for s in dup])
+    kept = [LineIn(sku=by_no[n].sku, quantity=q) for n, q in sorted(wanted.items()) if q > 0]
+    if not kept and not changes.add_lines:
+        raise ValidationError("That would leave the order empty: cancel it instead", errors=[{"field": "set_quantities", "reason": "no lines left"}])
+
+    channel = session.get_one(Channel, order.channel_id)
+    delivery = changes.delivery or order.delivery_method
+    current_method = None
+    if order.shipping_method_id is not None:
+        current_method = session.get_one(ShippingMethod, order.shipping_method_id).code
+    address = changes.shipping_address
+    if address is None and delivery == "ship" and order.ship_line1:
+        address = AddressIn(name=order.ship_name, line1=order.ship_line1, line2=order.ship_line2, city=order.ship_city,  # type: ignore[arg-type]
+                            region=order.ship_region, postal_code=order.ship_postal_code, country=order.ship_country)  # type: ignore[arg-type]
+    pickup_code = changes.pickup_location
+    if pickup_code is None and delivery == "pickup" and order.pickup_location_id:
+        pickup_code = session.get_one(Location, order.pickup_location_id).code
+    req = parse(OrderIn, {
+        "channel": channel.code, "customer_id": order.customer_id, "email": order.email,
+        "lines": [l.model_dump() for l in kept + list(changes.add_lines)], "delivery": delivery,
+        "shipping_method": (changes.shipping_method or current_method) if delivery == "ship" else None,
+        "pickup_location": pickup_code if delivery == "pickup" else None,
+        "ship_from_store": order.ship_from_store_allowed,
+        "shipping_address": address.model_dump() if address and delivery == "ship" else None,
+        "coupon_codes": order.coupon_codes, "allow_backorder": any(l.quantity_backordered for l in order.lines),
+    })
+    before = {"total": str(order.total), "lines": {l.sku: l.quantity - l.quantity_cancelled for l in order.lines}}
+
+    def release_own_stock() -> None:
+        for line in order.lines:
+            inventory.release_reservations(session, line, actor=actor, reason="order modified")
+        _void_redemptions(session, order)
+        session.flush()
+
+    draft = build_draft(
+        session, req, lock=True, at=order.placed_at, channel=channel,
+        unit_prices={l.sku: Decimal(l.unit_price) for l in order.lines},
+        lock_also=_active_reservation_stock(session, order), before_allocation=release_own_stock, exclude_order=order.id,
+    )
+    existing = {l.product_id: l for l in order.lines}
+    kept_products = {d.product.id for d in draft.lines}
+    for line in order.lines:
+        if line.product_id not in kept_products:
+            line.quantity_cancelled, line.quantity_backordered = line.quantity, 0
+    _write_lines(session, order, draft, actor, existing)
+    _apply_totals(order, draft)
+
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
+    if payment is not None:
+        open_amount = payments.balance(payment).open_authorization
+        if draft.total > open_amount:
+            payments.authorize(session, order, payment.token, draft.total - open_amount, gateway=payment.gateway, actor=actor)
+        elif draft.total < open_amount:
+            payments.void(session, order.number, open_amount - draft.total, actor=actor)
+    elif draft.total > 0:
+        raise ModificationNotAllowed(f"Order {number} has no payment to cover a total of {draft.total}", order=number)
+    order.status, order.updated_at = derive_status(order), utcnow()
+    record_event(
+        session, order, "order_modified", actor=actor, channel=channel.code, before=before,
+        after={"total": str(order.total), "lines": {l.sku: l.quantity - l.quantity_cancelled for l in order.lines}},
+    )
+    idempotency.remember(session, "order.modify", idempotency_key, digest, {"order_number": order.number})
+    session.flush()
+    return order
+
+
+def fulfil_lines(session: Session, order: Order, quantities: dict[int, int], *, actor: str | None = None) -> Order:
+    """Hand over units (shipment dispatched, or carried out of the store): reserved stock becomes a sale."""
+    by_no = {l.line_no: l for l in order.lines}
+    for line_no, qty in sorted(quantities.items()):
+        line = by_no.get(line_no)
+        if line is None:
+            raise ValidationError(f"Order {order.number} has no line {line_no}", errors=[{"field": "line_no", "reason": "unknown"}])
+        reserved = sum(r.quantity for r in line.reservations if r.status == "active")
+        if qty <= 0 or qty > reserved:
+            raise ValidationError(
+                f"Line {line_no} ({line.sku}) has {reserved} reserved units; cannot fulfil {qty}",
+                errors=[{"field": f"lines.{line_no}", "reason": f"{reserved} reserved"}],
+            )
+        inventory.fulfil_reservations(session, line, qty, actor=actor)
+        line.quantity_fulfilled += qty
+    order.fulfilment_started_at = order.fulfilment_started_at or utcnow()
+    order.status, order.updated_at = derive_status(order), utcnow()
+    record_event(session, order, "order_fulfilled" if order.status == "fulfilled" else "order_partially_fulfilled", actor=actor,
+                 lines={str(k): v for k, v in quantities.items()})
+    session.flush()
+    session.expire(order, ["lines"])
+    return order
+
+
+def order_view(session: Session, order: Order) -> dict[str, Any]:
+    """The order as channels and staff see it: lines with allocations, totals, payment and timeline."""
+    stocks = {s.id: s for s in session.scalars(select(Stock).where(Stock.id.in_({r.stock_id for l in order.lines for r in l.reservations})))}
+    locations = {l.id: l.code for l in session.scalars(select(Location).where(Location.id.in_({s.location_id for s in stocks.values()})))}
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
+    bal = payments.balance(payment) if payment else None
+    return {
+        "number": order.number,
+        "status": order.status,
+        "channel": order.channel.code,
+        "customer_id": order.customer_id,
+        "placed_at": order.placed_at.isoformat(),
+        "delivery": order.delivery_method,
+        "currency": order.currency,
+        "lines": [
+            {
+                "line_no": l.line_no, "sku": l.sku, "name": l.name, "quantity": l.quantity,
+                "cancelled": l.quantity_cancelled, "fulfilled": l.quantity_fulfilled, "returned": l.quantity_returned,
+                "backordered": l.quantity_backordered, "unit_price": str(l.unit_price), "discount_total": str(l.discount_total),
+                "tax_amount": str(l.tax_amount), "line_total": str(l.line_total),
+                "discounts": [{"promotion_id": d.promotion_id, "amount": str(d.amount), "description": d.description} for d in l.discounts],
+                "reservations": [
+                    {"location": locations[stocks[r.stock_id].location_id], "quantity": r.quantity, "status": r.status}
+                    for r in l.reservations
+                ],
+            }
+            for l in order.lines
+        ],
+        "subtotal": str(order.subtotal),
+        "discount_total": str(order.discount_total),
+        "shipping_total": str(order.shipping_total),
+        "tax_total": str(order.tax_total),
+        "total": str(order.total),
+        "payment": None if bal is None else {
+            "authorized": str(bal.authorized), "captured": str(bal.captured), "voided": str(bal.voided),
+            "refunded": str(bal.refunded), "open_authorization": str(bal.open_authorization),
+        },
+        "events": [
+            {"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "channel": e.channel, "data": e.data}
+            for e in order_events(session, order.id)
+        ],
+    }

@@ -1,0 +1,218 @@
+"""Payments: authorize at placement, capture on shipment, void what will not be captured, refund
+what was captured. Every gateway call is a `PaymentTransaction` row; balances are sums over them.
+
+Only gateway tokens are stored. Anything that looks like a card number is refused outright.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from om_core.clock import utcnow
+from om_core.db import on_rollback
+from om_core.errors import PaymentDeclined, PaymentError, UnknownOrder, ValidationError
+from om_core.models import Order, Payment, PaymentTransaction
+from om_core.money import ZERO, to_money
+from om_core.services import idempotency
+from om_core.services.events import record_event
+
+CARD_NUMBER = re.compile(r"(?:\d[ -]?){13,19}")
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    approved: bool
+    reference: str | None
+    message: str = ""
+
+
+class PaymentGateway(Protocol):
+    """What StoreOM needs from a payment provider. Implementations must be idempotent per `reference`."""
+
+    name: str
+
+    def authorize(self, token: str, amount: Decimal, currency: str, reference: str) -> GatewayResult: ...
+
+    def capture(self, authorization: str, amount: Decimal, reference: str) -> GatewayResult: ...
+
+    def void(self, authorization: str, amount: Decimal, reference: str) -> GatewayResult: ...
+
+    def refund(self, capture: str, amount: Decimal, reference: str) -> GatewayResult: ...
+
+
+class TestGateway:
+    """Deterministic built-in gateway: same inputs, same reference. Tokens starting with
+    `tok_decline` are declined, as is everything when constructed with `decline=True`."""
+
+    __test__ = False  # not a pytest class
+    name = "test"
+
+    def __init__(self, decline: bool = False) -> None:
+        self.decline = decline
+        self.calls: list[tuple[str, str, Decimal]] = []
+
+    def _result(self, op: str, subject: str, amount: Decimal, reference: str) -> GatewayResult:
+        self.calls.append((op, subject, amount))
+        if self.decline or subject.startswith("tok_decline"):
+            return GatewayResult(False, None, "declined by issuer")
+        digest = hashlib.sha256(f"{op}|{subject}|{amount}|{reference}".encode()).hexdigest()[:20]
+        return GatewayResult(True, f"{op[:4]}_{digest}")
+
+    def authorize(self, token: str, amount: Decimal, currency: str, reference: str) -> GatewayResult:
+        return self._result("authorize", token, amount, reference)
+
+    def capture(self, authorization: str, amount: Decimal, reference: str) -> GatewayResult:
+        return self._result("capture", authorization, amount, reference)
+
+    def void(self, authorization: str, amount: Decimal, reference: str) -> GatewayResult:
+        return self._result("void", authorization, amount, reference)
+
+    def refund(self, capture: str, amount: Decimal, reference: str) -> GatewayResult:
+        return self._result("refund", capture, amount, reference)
+
+
+_GATEWAYS: dict[str, PaymentGateway] = {"test": TestGateway()}
+
+
+def register_gateway(gateway: PaymentGateway) -> None:
+    _GATEWAYS[gateway.name] = gateway
+
+
+def get_gateway(name: str = "test") -> PaymentGateway:
+    try:
+        return _GATEWAYS[name]
+    except KeyError:
+        raise ValidationError(f"Unknown payment gateway {name!r}", errors=[{"field": "gateway", "reason": "unknown"}]) from None
+
+
+def check_token(token: str) -> None:
+    if not token or len(token) > 128:
+        raise ValidationError("A payment token of 1-128 characters is required", errors=[{"field": "payment_token", "reason": "required"}])
+    if CARD_NUMBER.search(token):
+        raise ValidationError(
+            "That looks like a card number: send the gateway's token, never the card",
+            errors=[{"field": "payment_token", "reason": "card numbers are not accepted"}],
+        )
+
+
+@dataclass(frozen=True)
+class Balance:
+    authorized: Decimal
+    captured: Decimal
+    voided: Decimal
+    refunded: Decimal
+
+    @property
+    def open_authorization(self) -> Decimal:
+        """Authorized but neither captured nor voided: what can still be captured."""
+        return self.authorized - self.captured - self.voided
+
+    @property
+    def refundable(self) -> Decimal:
+        return self.captured - self.refunded
+
+
+def balance(payment: Payment) -> Balance:
+    sums = {"authorize": ZERO, "capture": ZERO, "void": ZERO, "refund": ZERO}
+    for tx in payment.transactions:
+        if tx.status == "succeeded":
+            sums[tx.kind] += Decimal(tx.amount)
+    return Balance(sums["authorize"], sums["capture"], sums["void"], sums["refund"])
+
+
+def _append(session: Session, payment: Payment, kind: str, amount: Decimal, result: GatewayResult, key: str | None) -> PaymentTransaction:
+    tx = PaymentTransaction(
+        kind=kind, amount=amount, status="succeeded" if result.approved else "declined",
+        gateway_reference=result.reference, message=result.message or None, idempotency_key=key, at=utcnow(),
+    )
+    payment.transactions.append(tx)
+    session.flush()
+    return tx
+
+
+def _authorization_ref(payment: Payment) -> str:
+    return next(tx.gateway_reference for tx in payment.transactions if tx.kind == "authorize" and tx.status == "succeeded")  # type: ignore[return-value]
+
+
+def authorize(
+    session: Session, order: Order, token: str, amount: Decimal, *, gateway: str = "test", actor: str | None = None
+) -> Payment:
+    """Authorize inside the caller's transaction; if that transaction rolls back, the hold is voided."""
+    check_token(token)
+    gw = get_gateway(gateway)
+    amount = to_money(amount)
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
+    if payment is None:
+        payment = Payment(order_id=order.id, gateway=gw.name, token=token, currency=order.currency, created_at=utcnow())
+        session.add(payment)
+    if amount == 0:
+        return payment
+    result = gw.authorize(token, amount, order.currency, f"{order.number}:auth:{len(payment.transactions)}")
+    if not result.approved:
+        raise PaymentDeclined(f"Payment declined: {result.message}", order=order.number, amount=str(amount))
+    on_rollback(session, lambda: gw.void(result.reference, amount, f"{order.number}:compensate"))  # type: ignore[arg-type]
+    _append(session, payment, "authorize", amount, result, None)
+    record_event(session, order, "payment_authorized", actor=actor, amount=str(amount))
+    return payment
+
+
+def order_payment(session: Session, order_number: str) -> tuple[Order, Payment]:
+    order = session.scalar(select(Order).where(Order.number == order_number))
+    if order is None:
+        raise UnknownOrder(f"Unknown order {order_number!r}", order=order_number)
+    payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
+    if payment is None:
+        raise PaymentError(f"Order {order_number} has no payment", order=order_number)
+    return order, payment
+
+
+def _operate(
+    session: Session, order_number: str, kind: str, amount: Decimal | None, *, idempotency_key: str | None, actor: str | None
+) -> PaymentTransaction:
+    digest = idempotency.request_hash({"order": order_number, "kind": kind, "amount": str(amount)})
+    remembered = idempotency.recall(session, f"payment.{kind}", idempotency_key, digest)
+    if remembered is not None:
+        return session.get_one(PaymentTransaction, remembered["transaction_id"])
+    order, payment = order_payment(session, order_number)
+    bal = balance(payment)
+    limit = {"capture": bal.open_authorization, "void": bal.open_authorization, "refund": bal.refundable}[kind]
+    amount = limit if amount is None else to_money(amount)
+    if amount <= 0:
+        raise ValidationError(f"{kind.capitalize()} amount must be positive", errors=[{"field": "amount", "reason": "must be > 0"}])
+    if amount > limit:
+        what = {"capture": "the open authorization", "void": "the open authorization", "refund": "what was captured and not yet refunded"}[kind]
+        raise PaymentError(f"Cannot {kind} {amount}: more than {what} ({limit})", order=order_number, amount=str(amount), limit=str(limit))
+    gw = get_gateway(payment.gateway)
+    reference = f"{order.number}:{kind}:{len(payment.transactions)}"
+    if kind == "refund":
+        capture_ref = next(tx.gateway_reference for tx in reversed(payment.transactions) if tx.kind == "capture" and tx.status == "succeeded")
+        result = gw.refund(capture_ref, amount, reference)  # type: ignore[arg-type]
+    else:
+        result = getattr(gw, kind)(_authorization_ref(payment), amount, reference)
+    tx = _append(session, payment, kind, amount, result, idempotency_key)
+    past = {"capture": "captured", "void": "voided", "refund": "refunded"}[kind]
+    record_event(session, order, f"payment_{past}" if result.approved else f"payment_{kind}_declined", actor=actor, amount=str(amount))
+    idempotency.remember(session, f"payment.{kind}", idempotency_key, digest, {"transaction_id": tx.id})
+    return tx
+
+
+def capture(session: Session, order_number: str, amount: Decimal | None = None, *, idempotency_key: str | None = None, actor: str | None = None) -> PaymentTransaction:
+    """Take the money (on shipment), up to the open authorization; default: all of it."""
+    return _operate(session, order_number, "capture", amount, idempotency_key=idempotency_key, actor=actor)
+
+
+def void(session: Session, order_number: str, amount: Decimal | None = None, *, idempotency_key: str | None = None, actor: str | None = None) -> PaymentTransaction:
+    """Release an authorization hold (all of what is open by default)."""
+    return _operate(session, order_number, "void", amount, idempotency_key=idempotency_key, actor=actor)
+
+
+def refund(session: Session, order_number: str, amount: Decimal, *, idempotency_key: str | None = None, actor: str | None = None) -> PaymentTransaction:
+    """Give captured money back; never more than was captured and not yet refunded."""
+    return _operate(session, order_number, "refund", amount, idempotency_key=idempotency_key, actor=actor)
