@@ -129,4 +129,20 @@ def lock_rows(session: Session, stmt):  # type: ignore[no-untyped-def]
     return session.scalars(stmt)
 
 
-__all__ = ["Database", "UTCDateTime", "make_engine", "on_rollback", "lock_rows", "select"]
+def read_rows(session: Session, stmt, params: dict | None = None) -> list:  # type: ignore[no-untyped-def]
+    """Plain rows through the session's connection, no ORM identity map: the fast path for what a
+    request only reads. Rows answer attribute access like the model (`row.sku`).
+
+    Pass statements built once at import time with bind parameters: building a statement per call
+    costs more than running it. A `.with_for_update()` statement locks on PostgreSQL; SQLite ignores
+    it (its IMMEDIATE transaction already serializes writers).
+    """
+    return list(session.connection().execute(stmt, params or {}).all())
+
+
+def write_rows(session: Session, stmt, rows: list[dict] | dict):  # type: ignore[no-untyped-def]
+    """Core insert/update through the session's connection (multi-row `rows` run as executemany)."""
+    return session.connection().execute(stmt, rows)
+
+
+__all__ = ["read_rows", "write_rows", "Database", "UTCDateTime", "make_engine", "on_rollback", "lock_rows", "select"]

@@ -90,7 +90,7 @@ class Product(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
 
-    supplier: Mapped[Supplier | None] = relationship(lazy="joined")
+    supplier: Mapped[Supplier | None] = relationship()
     __table_args__ = (
         CheckConstraint("price >= 0", name="price_non_negative"),
         CheckConstraint("pack_size >= 1", name="pack_size_positive"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
@@ -13,9 +14,12 @@ def to_money(value: Decimal | int | str) -> Decimal:
     if isinstance(value, float):
         raise TypeError("money must not be a float; pass a str or Decimal")
     try:
-        return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+        amount = Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
     except (InvalidOperation, ValueError) as exc:
         raise ValueError(f"not an amount: {value!r}") from exc
+    if not amount.is_finite():  # a quiet NaN survives quantize()
+        raise ValueError(f"not an amount: {value!r}")
+    return amount
 
 
 def allocate_pro_rata(amount: Decimal, weights: list[Decimal]) -> list[Decimal]:
@@ -30,7 +34,7 @@ def allocate_pro_rata(amount: Decimal, weights: list[Decimal]) -> list[Decimal]:
         return shares
     cents = int(amount / CENT)
     raw = [Decimal(cents) * w / total for w in weights]
-    floors = [int(r) for r in raw]
+    floors = [math.floor(r) for r in raw]  # floor, not int(): int() rounds negatives up and breaks the sum
     left = cents - sum(floors)
     order = sorted(range(len(raw)), key=lambda i: (raw[i] - floors[i]), reverse=True)
     for i in order[:left]:

@@ -6,9 +6,10 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from om_core.db import read_rows
 from om_core.errors import AlreadyExists, UnknownProduct, UnknownSupplier
 from om_core.models import Product, Supplier
 from om_core.validation import Amount, Code, Input, parse
@@ -61,6 +62,9 @@ class ProductUpdate(Input):
     active: bool | None = None
 
 
+_PRODUCTS_BY_SKU = select(Product.__table__).where(Product.sku.in_(bindparam("skus", expanding=True)))
+
+
 def create_supplier(session: Session, data: SupplierIn | dict[str, Any]) -> Supplier:
     data = parse(SupplierIn, data)
     if session.scalar(select(Supplier.id).where(Supplier.code == data.code)) is not None:
@@ -106,10 +110,13 @@ def get_product(session: Session, sku: str) -> Product:
     return product
 
 
-def products_by_sku(session: Session, skus: list[str]) -> dict[str, Product]:
-    """Fetch many SKUs at once; raises naming every unknown one."""
+def products_by_sku(session: Session, skus: list[str], *, rows: bool = False) -> dict[str, Product]:
+    """Fetch many SKUs at once; raises naming every unknown one. With `rows`, read-only rows (faster)."""
     wanted = set(skus)
-    found = {p.sku: p for p in session.scalars(select(Product).where(Product.sku.in_(wanted)))}
+    if rows:
+        found = {p.sku: p for p in read_rows(session, _PRODUCTS_BY_SKU, {"skus": list(wanted)})}
+    else:
+        found = {p.sku: p for p in session.scalars(select(Product).where(Product.sku.in_(wanted)))}
     missing = sorted(wanted - found.keys())
     if missing:
         raise UnknownProduct(f"Unknown SKU(s): {', '.join(missing)}", skus=missing)

@@ -8,11 +8,12 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, field_validator, model_validator
-from sqlalchemy import select
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from om_core.clock import utcnow
+from om_core.db import read_rows
 from om_core.errors import AlreadyExists, UnknownCustomer
 from om_core.models import Address, Customer
 from om_core.validation import CountryCode, Input, parse
@@ -93,22 +94,28 @@ class CustomerIn(Input):
     email: str | None = None
     first_name: str | None = Field(default=None, max_length=120)
     last_name: str | None = Field(default=None, max_length=120)
-    phone: str | None = None
     external_ref: str | None = Field(default=None, max_length=64)
     marketing_consent: bool = False
     segment: str | None = Field(default=None, max_length=32)
     address: AddressIn | None = None
+    phone: str | None = None  # after `address`: a national number is read in the address's country
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
         return normalize_email(value) if value else None
 
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A field validator (not a model validator) so a bad number is reported under `phone`.
+        if not value:
+            return value
+        address = info.data.get("address")
+        return normalize_phone(value, address.country if address else "US")
+
     @model_validator(mode="after")
-    def _phone(self) -> CustomerIn:
-        if self.phone:
-            country = self.address.country if self.address else "US"
-            object.__setattr__(self, "phone", normalize_phone(self.phone, country))
+    def _email_or_ref(self) -> CustomerIn:
         if not (self.email or self.external_ref):
             raise ValueError("a customer needs an email or an external reference")
         return self
@@ -153,6 +160,27 @@ def find_customer(session: Session, *, email: str | None = None, external_ref: s
     if customer is None:
         raise UnknownCustomer(f"Unknown customer {email or external_ref!r}")
     return customer
+
+
+_DEFAULT_ADDRESS = Address.__table__.alias("default_address")
+_CUSTOMER_WITH_ADDRESS = (
+    select(Customer.__table__, *[c.label(f"addr_{c.name}") for c in _DEFAULT_ADDRESS.c])
+    .outerjoin(_DEFAULT_ADDRESS, (_DEFAULT_ADDRESS.c.customer_id == Customer.id) & _DEFAULT_ADDRESS.c.is_default.is_(True))
+    .where(Customer.id == bindparam("customer_id"))
+    .order_by(_DEFAULT_ADDRESS.c.id)
+    .limit(1)
+)
+
+
+def customer_with_address(session: Session, customer_id: int) -> tuple[Any, Any | None]:
+    """(customer row, default address row or None) in one read, for pricing and shipping an order."""
+    found = read_rows(session, _CUSTOMER_WITH_ADDRESS, {"customer_id": customer_id})
+    if not found:
+        raise UnknownCustomer(f"Unknown customer {customer_id}", customer_id=customer_id)
+    row = found[0]
+    if row.addr_id is None:
+        return row, None
+    return row, AddressIn(**{k: getattr(row, f"addr_{k}") for k in ("name", "line1", "line2", "city", "region", "postal_code", "country")})
 
 
 def default_address(customer: Customer) -> Address | None:

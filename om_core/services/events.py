@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from om_core.clock import utcnow
+from om_core.db import write_rows
 from om_core.models import Order, OrderEvent
 
 
 def record_event(
     session: Session, order: Order, kind: str, *, actor: str | None = None, channel: str | None = None, **data: Any
-) -> OrderEvent:
-    event = OrderEvent(order_id=order.id, kind=kind, actor=actor, channel=channel, data=data, at=utcnow())
-    session.add(event)
-    return event
+) -> None:
+    """Append to the audit trail (an insert, never an update: events are history)."""
+    write_rows(session, _INSERT_EVENT, dict(order_id=order.id, kind=kind, actor=actor, channel=channel, data=data, at=utcnow()))
+
+
+_INSERT_EVENT = insert(OrderEvent.__table__)
 
 
 def order_events(session: Session, order_id: int) -> list[OrderEvent]:

@@ -10,11 +10,20 @@ import json
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
+
+from om_core.clock import utcnow
+from om_core.db import read_rows, write_rows
 
 from om_core.errors import IdempotencyConflict, ValidationError
 from om_core.models import IdempotencyKey
+
+
+_RECALL = select(IdempotencyKey.request_hash, IdempotencyKey.response).where(
+    IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key")
+)
+_REMEMBER = insert(IdempotencyKey.__table__)
 
 
 def request_hash(request: BaseModel | dict[str, Any]) -> str:
@@ -32,7 +41,8 @@ def recall(session: Session, scope: str, key: str | None, digest: str) -> dict[s
     if key is None:
         return None
     check_key(key)
-    row = session.scalar(select(IdempotencyKey).where(IdempotencyKey.scope == scope, IdempotencyKey.key == key))
+    found = read_rows(session, _RECALL, {"scope": scope, "key": key})
+    row = found[0] if found else None
     if row is None:
         return None
     if row.request_hash != digest:
@@ -44,4 +54,4 @@ def recall(session: Session, scope: str, key: str | None, digest: str) -> dict[s
 
 def remember(session: Session, scope: str, key: str | None, digest: str, response: dict[str, Any]) -> None:
     if key is not None:
-        session.add(IdempotencyKey(scope=scope, key=key, request_hash=digest, response=response))
+        write_rows(session, _REMEMBER, dict(scope=scope, key=key, request_hash=digest, response=response, created_at=utcnow()))

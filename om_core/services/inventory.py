@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from om_core.clock import utcnow
-from om_core.db import lock_rows
+from om_core.db import lock_rows, read_rows, write_rows
 from om_core.errors import StockError, ValidationError
 from om_core.models import ChannelLocation, Location, OrderLine, Reservation, Stock, StockMovement, Transfer
 from om_core.services.catalog import get_product
@@ -97,16 +97,36 @@ def lock_stock(session: Session, product_ids: Iterable[int], location_ids: Itera
     return list(lock_rows(session, stmt))
 
 
+_STOCK_ROWS = (
+    select(Stock.id, Stock.product_id, Stock.location_id, Stock.on_hand)
+    .where(Stock.product_id.in_(bindparam("products", expanding=True)), Stock.location_id.in_(bindparam("locations", expanding=True)))
+    .order_by(Stock.id)
+)
+_STOCK_ROWS_LOCKED = _STOCK_ROWS.with_for_update()
+_RESERVED_BY_STOCK = (
+    select(Reservation.stock_id, func.sum(Reservation.quantity))
+    .where(Reservation.stock_id.in_(bindparam("stock_ids", expanding=True)), Reservation.status == "active")
+    .group_by(Reservation.stock_id)
+)
+_INSERT_RESERVATIONS = insert(Reservation.__table__)
+_INSERT_MOVEMENTS = insert(StockMovement.__table__)
+
+
+def stock_rows(session: Session, product_ids: Iterable[int], location_ids: Iterable[int], *, lock: bool) -> list[Any]:
+    """Stock rows (id, product_id, location_id, on_hand) for SKUs x locations, read-only; with `lock`,
+    locked in ascending id order. Read what is reserved with a separate statement after locking, so
+    on PostgreSQL it sees every reservation committed before the lock was granted."""
+    product_ids, location_ids = sorted(set(product_ids)), sorted(set(location_ids))
+    if not product_ids or not location_ids:
+        return []
+    return read_rows(session, _STOCK_ROWS_LOCKED if lock else _STOCK_ROWS, {"products": product_ids, "locations": location_ids})
+
+
 def reserved_by_stock(session: Session, stock_ids: Iterable[int]) -> dict[int, int]:
     ids = list(stock_ids)
     if not ids:
         return {}
-    rows = session.execute(
-        select(Reservation.stock_id, func.sum(Reservation.quantity))
-        .where(Reservation.stock_id.in_(ids), Reservation.status == "active")
-        .group_by(Reservation.stock_id)
-    )
-    return {stock_id: int(total) for stock_id, total in rows}
+    return {stock_id: int(total) for stock_id, total in read_rows(session, _RESERVED_BY_STOCK, {"stock_ids": ids})}
 
 
 def stock_levels(session: Session, stocks: list[Stock]) -> dict[tuple[int, int], StockLevel]:
@@ -206,12 +226,28 @@ def transfer_stock(session: Session, data: TransferIn | dict[str, Any], *, actor
     return transfer
 
 
-def reserve_stock(session: Session, line: OrderLine, stock: Stock, quantity: int, *, actor: str | None = None) -> Reservation:
-    """Promise `quantity` units of a locked stock row to an order line. The caller checked availability."""
-    reservation = Reservation(stock_id=stock.id, order_line_id=line.id, quantity=quantity, status="active", created_at=utcnow())
-    session.add(reservation)
-    record_movement(session, stock, "reservation", reserved_change=quantity, reference=f"order_line:{line.id}", actor=actor)
-    return reservation
+def reserve_stock(
+    session: Session, allocations: list[tuple[int, Stock, int]], *, reference: str | None = None, actor: str | None = None
+) -> None:
+    """Promise units of locked stock rows to order lines: one reservation row and one ledger row each.
+
+    `allocations` is [(order_line_id, stock, quantity)]; the caller locked the stock rows and checked
+    availability. Written as two multi-row inserts: this is the hot path of order placement.
+    """
+    if not allocations:
+        return
+    now = utcnow()
+    write_rows(
+        session,
+        _INSERT_RESERVATIONS,
+        [{"stock_id": stock.id, "order_line_id": line_id, "quantity": qty, "status": "active", "created_at": now} for line_id, stock, qty in allocations],
+    )
+    write_rows(
+        session,
+        _INSERT_MOVEMENTS,
+        [{"stock_id": stock.id, "kind": "reservation", "quantity": 0, "reserved_change": qty, "reason": None,
+          "reference": reference, "actor": actor, "at": now} for _, stock, qty in allocations],
+    )
 
 
 def release_reservations(
@@ -243,11 +279,11 @@ def _close_reservations(
         reservation.status, reservation.closed_at = status, now
         stock = stocks[reservation.stock_id]
         if status == "fulfilled":
-            record_movement(session, stock, "sale", quantity=-take, reserved_change=-take, reference=f"order_line:{line.id}", actor=actor)
+            record_movement(session, stock, "sale", quantity=-take, reserved_change=-take, reference=f"order:{line.order.number}", actor=actor)
         else:
-            record_movement(session, stock, "reservation_release", reserved_change=-take, reference=f"order_line:{line.id}", reason=reason, actor=actor)
+            record_movement(session, stock, "reservation_release", reserved_change=-take, reference=f"order:{line.order.number}", reason=reason, actor=actor)
         if take < reservation.quantity:  # keep the rest promised as a new row
-            session.add(Reservation(stock_id=stock.id, order_line_id=line.id, quantity=reservation.quantity - take, status="active", created_at=now))
+            line.reservations.append(Reservation(stock_id=stock.id, quantity=reservation.quantity - take, status="active", created_at=now))
         remaining -= take
         closed += take
     session.flush()

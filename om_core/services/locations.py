@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from om_core.db import read_rows
 from om_core.errors import AlreadyExists, UnknownChannel, UnknownLocation, ValidationError
 from om_core.models import Channel, ChannelLocation, Location
 from om_core.services.catalog import get_supplier
@@ -50,6 +51,15 @@ class ChannelIn(Input):
     locations: list[Code] = Field(default_factory=list)
 
 
+_CHANNEL_BY_CODE = select(Channel.__table__).where(Channel.code == bindparam("code"))
+_CHANNEL_LOCATIONS = (
+    select(Location.__table__)
+    .join(ChannelLocation, ChannelLocation.location_id == Location.id)
+    .where(ChannelLocation.channel_id == bindparam("channel_id"), Location.active.is_(True))
+    .order_by(ChannelLocation.priority, Location.id)
+)
+
+
 def create_location(session: Session, data: LocationIn | dict[str, Any]) -> Location:
     data = parse(LocationIn, data)
     if session.scalar(select(Location.id).where(Location.code == data.code)) is not None:
@@ -85,7 +95,9 @@ def create_channel(session: Session, data: ChannelIn | dict[str, Any]) -> Channe
 
 
 def get_channel(session: Session, code: str) -> Channel:
-    channel = session.scalar(select(Channel).where(Channel.code == code))
+    """The channel's row (read-only)."""
+    found = read_rows(session, _CHANNEL_BY_CODE, {"code": code})
+    channel = found[0] if found else None
     if channel is None:
         raise UnknownChannel(f"Unknown channel {code!r}", channel=code)
     if not channel.active:
@@ -107,10 +119,4 @@ def assign_location(session: Session, channel_code: str, location_code: str, *, 
 
 def channel_locations(session: Session, channel: Channel) -> list[Location]:
     """The channel's active locations in preference order."""
-    stmt = (
-        select(Location)
-        .join(ChannelLocation, ChannelLocation.location_id == Location.id)
-        .where(ChannelLocation.channel_id == channel.id, Location.active.is_(True))
-        .order_by(ChannelLocation.priority, Location.id)
-    )
-    return list(session.scalars(stmt))
+    return read_rows(session, _CHANNEL_LOCATIONS, {"channel_id": channel.id})

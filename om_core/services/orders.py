@@ -16,11 +16,11 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from om_core.clock import utcnow
-from om_core.db import lock_rows
+from om_core.db import lock_rows, write_rows
 from om_core.errors import (
     InsufficientStock,
     InvalidTransition,
@@ -46,7 +46,7 @@ from om_core.models import (
 from om_core.money import ZERO, to_money
 from om_core.services import idempotency, inventory, payments
 from om_core.services.catalog import products_by_sku
-from om_core.services.customers import AddressIn, default_address, get_customer, normalize_email
+from om_core.services.customers import AddressIn, customer_with_address, normalize_email
 from om_core.services.events import order_events, record_event
 from om_core.services.locations import channel_locations, get_channel, get_location
 from om_core.services.promotions import PricedLine, apply_promotions, eligible_promotions
@@ -284,15 +284,12 @@ def _alternatives(session: Session, channel: Channel, product: Product, requeste
     }
 
 
-def _resolve_address(req: OrderIn, customer: Customer | None, pickup: Location | None, carry_out: Location | None) -> dict[str, Any]:
+def _resolve_address(req: OrderIn, saved: AddressIn | None, pickup: Location | None, carry_out: Location | None) -> dict[str, Any]:
     if pickup is not None or carry_out is not None:
         loc = pickup or carry_out
         return {"ship_country": loc.country, "ship_region": loc.region}  # type: ignore[union-attr]
-    if req.shipping_address is not None:
-        a = req.shipping_address
-    elif customer is not None and (addr := default_address(customer)) is not None:
-        a = AddressIn(name=addr.name, line1=addr.line1, line2=addr.line2, city=addr.city, region=addr.region, postal_code=addr.postal_code, country=addr.country)
-    else:
+    a = req.shipping_address or saved
+    if a is None:
         raise ValidationError("A shipping address is required to ship", errors=[{"field": "shipping_address", "reason": "required"}])
     return {
         "ship_name": a.name, "ship_line1": a.line1, "ship_line2": a.line2, "ship_city": a.city,
@@ -316,8 +313,8 @@ def build_draft(
     stay locked until the caller's transaction ends, so the draft can be written as is."""
     at = at or utcnow()
     channel = channel or get_channel(session, req.channel)
-    customer = get_customer(session, req.customer_id) if req.customer_id is not None else None
-    products = products_by_sku(session, [l.sku for l in req.lines])
+    customer, saved_address = customer_with_address(session, req.customer_id) if req.customer_id is not None else (None, None)
+    products = products_by_sku(session, [l.sku for l in req.lines], rows=True)
     inactive = [s for s, p in products.items() if not p.active]
     if inactive:
         raise ValidationError(f"SKU(s) not for sale: {', '.join(sorted(inactive))}", errors=[{"field": "lines", "reason": f"{s} is inactive"} for s in inactive])
@@ -333,15 +330,12 @@ def build_draft(
         )
     candidates, pickup = _candidate_locations(session, channel, req)
     carry_out = candidates[0] if req.delivery == "carry_out" else None
-    address = _resolve_address(req, customer, pickup, carry_out)
+    address = _resolve_address(req, saved_address, pickup, carry_out)
     method = get_shipping_method(session, req.shipping_method) if req.delivery == "ship" else None  # type: ignore[arg-type]
 
     product_ids = {p.id for p in products.values()} | lock_also[0]
     location_ids = {l.id for l in candidates} | lock_also[1]
-    if lock:
-        stock_rows = inventory.lock_stock(session, product_ids, location_ids)
-    else:
-        stock_rows = list(session.scalars(select(Stock).where(Stock.product_id.in_(product_ids), Stock.location_id.in_(location_ids))))
+    stock_rows = inventory.stock_rows(session, product_ids, location_ids, lock=lock)
     if before_allocation is not None:
         before_allocation()
     levels = inventory.stock_levels(session, stock_rows)
@@ -422,41 +416,62 @@ def _new_number(prefix: str = "SO") -> str:
     return f"{prefix}-" + "".join(secrets.choice(ORDER_NUMBER_ALPHABET) for _ in range(10))
 
 
+_INSERT_LINES = insert(OrderLine.__table__).returning(OrderLine.id, OrderLine.product_id)
+_INSERT_DISCOUNTS = insert(LineDiscount.__table__)
+_INSERT_REDEMPTIONS = insert(PromotionRedemption.__table__)
+
+
 def _write_lines(session: Session, order: Order, draft: Draft, actor: str | None, existing: dict[int, OrderLine] | None = None) -> None:
-    """Create or update order lines from the draft, with their discounts, reservations and redemptions."""
+    """Write the draft's lines onto the order: update lines it already has, insert new ones in one
+    statement, then reserve stock for every line and record discounts and promotion redemptions."""
     existing = existing or {}
-    new_lines = []
+    line_ids: dict[int, int] = {}
+    new_rows = []
+    next_no = max((l.line_no for l in existing.values()), default=0) + 1
     for d in draft.lines:
-        line = existing.get(d.product.id)
         values = dict(
             unit_price=d.line.unit_price, discount_total=d.discount_total, tax_rate=d.tax_rate,
             tax_amount=d.tax_amount, line_total=d.line_total, quantity_backordered=d.backordered,
         )
+        line = existing.get(d.product.id)
         if line is None:
-            line = OrderLine(
-                line_no=len(order.lines) + 1, product_id=d.product.id, sku=d.product.sku, name=d.product.name,
+            new_rows.append(dict(
+                order_id=order.id, line_no=next_no, product_id=d.product.id, sku=d.product.sku, name=d.product.name,
                 quantity=d.line.quantity, quantity_cancelled=0, quantity_fulfilled=0, quantity_returned=0, **values,
-            )
-            order.lines.append(line)
+            ))
+            next_no += 1
+            continue
+        active = line.quantity - line.quantity_cancelled
+        if d.line.quantity > active:
+            line.quantity += d.line.quantity - active
         else:
-            active = line.quantity - line.quantity_cancelled
-            if d.line.quantity > active:
-                line.quantity += d.line.quantity - active
-            else:
-                line.quantity_cancelled += active - d.line.quantity
-            for key, value in values.items():
-                setattr(line, key, value)
-            line.discounts.clear()
-        for promo, amount, description in d.line.discounts:
-            line.discounts.append(LineDiscount(promotion_id=promo.id, amount=amount, description=description))
-        new_lines.append((line, d))
+            line.quantity_cancelled += active - d.line.quantity
+        for key, value in values.items():
+            setattr(line, key, value)
+        line.discounts.clear()
+        line_ids[d.product.id] = line.id
     session.flush()
-    for line, d in new_lines:
-        for location, qty in d.allocations:
-            inventory.reserve_stock(session, line, draft.stocks[(d.product.id, location.id)], qty, actor=actor)
-    for promo in draft.promotions:
-        amount = sum((a for d in draft.lines for p, a, _ in d.line.discounts if p.id == promo.id), ZERO)
-        session.add(PromotionRedemption(promotion_id=promo.id, order_id=order.id, customer_id=order.customer_id, amount=amount, at=utcnow()))
+    if new_rows:
+        inserted = write_rows(session, _INSERT_LINES, new_rows)
+        line_ids.update({product_id: line_id for line_id, product_id in inserted})
+    discounts = [
+        {"order_line_id": line_ids[d.product.id], "promotion_id": promo.id, "amount": amount, "description": description}
+        for d in draft.lines for promo, amount, description in d.line.discounts
+    ]
+    if discounts:
+        write_rows(session, _INSERT_DISCOUNTS, discounts)
+    allocations = [
+        (line_ids[d.product.id], draft.stocks[(d.product.id, location.id)], qty) for d in draft.lines for location, qty in d.allocations
+    ]
+    inventory.reserve_stock(session, allocations, reference=f"order:{order.number}", actor=actor)
+    redemptions = [
+        {"promotion_id": promo.id, "order_id": order.id, "customer_id": order.customer_id, "voided": False, "at": utcnow(),
+         "amount": sum((a for d in draft.lines for p, a, _ in d.line.discounts if p.id == promo.id), ZERO)}
+        for promo in draft.promotions
+    ]
+    if redemptions:
+        write_rows(session, _INSERT_REDEMPTIONS, redemptions)
+    session.expire(order, ["lines"])
 
 
 def _apply_totals(order: Order, draft: Draft) -> None:
@@ -494,7 +509,7 @@ def place_order(
     now = utcnow()
     order = Order(
         number=_new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
-        status="placed", hold=False, currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
+        status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False, currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
         ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
         placed_at=now, updated_at=now,
     )
@@ -504,16 +519,15 @@ def place_order(
     _write_lines(session, order, draft, actor)
     record_event(
         session, order, "order_placed", actor=actor, channel=draft.channel.code,
-        total=str(order.total), lines=len(order.lines),
+        total=str(order.total), lines=len(draft.lines),
         allocation={d.product.sku: [[loc.code, q] for loc, q in d.allocations] for d in draft.lines},
     )
     if req.payment_token is not None:
-        payments.authorize(session, order, req.payment_token, order.total, gateway=req.gateway, actor=actor)
+        payments.authorize(session, order, order.total, token=req.payment_token, gateway=req.gateway, actor=actor)
     if req.delivery == "carry_out":
         fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
         if order.total > 0:
             payments.capture(session, order.number, actor=actor)
-    order.status = derive_status(order)
     idempotency.remember(session, "order.place", idempotency_key, digest, {"order_number": order.number})
     session.flush()
     return order
@@ -696,7 +710,10 @@ def modify_order(
     if payment is not None:
         open_amount = payments.balance(payment).open_authorization
         if draft.total > open_amount:
-            payments.authorize(session, order, payment.token, draft.total - open_amount, gateway=payment.gateway, actor=actor)
+            payments.authorize(
+                session, order, draft.total - open_amount, token=payment.token, gateway=payment.gateway,
+                payment_id=payment.id, sequence=len(payment.transactions), actor=actor,
+            )
         elif draft.total < open_amount:
             payments.void(session, order.number, open_amount - draft.total, actor=actor)
     elif draft.total > 0:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from om_core.clock import utcnow
-from om_core.db import on_rollback
+from om_core.db import on_rollback, write_rows
 from om_core.errors import PaymentDeclined, PaymentError, UnknownOrder, ValidationError
 from om_core.models import Order, Payment, PaymentTransaction
 from om_core.money import ZERO, to_money
@@ -127,13 +127,12 @@ def balance(payment: Payment) -> Balance:
     return Balance(sums["authorize"], sums["capture"], sums["void"], sums["refund"])
 
 
-def _append(session: Session, payment: Payment, kind: str, amount: Decimal, result: GatewayResult, key: str | None) -> PaymentTransaction:
+def _append(payment: Payment, kind: str, amount: Decimal, result: GatewayResult, key: str | None) -> PaymentTransaction:
     tx = PaymentTransaction(
         kind=kind, amount=amount, status="succeeded" if result.approved else "declined",
         gateway_reference=result.reference, message=result.message or None, idempotency_key=key, at=utcnow(),
     )
     payment.transactions.append(tx)
-    session.flush()
     return tx
 
 
@@ -141,26 +140,40 @@ def _authorization_ref(payment: Payment) -> str:
     return next(tx.gateway_reference for tx in payment.transactions if tx.kind == "authorize" and tx.status == "succeeded")  # type: ignore[return-value]
 
 
+_INSERT_PAYMENT = insert(Payment.__table__).returning(Payment.id)
+_INSERT_TRANSACTION = insert(PaymentTransaction.__table__)
+
+
 def authorize(
-    session: Session, order: Order, token: str, amount: Decimal, *, gateway: str = "test", actor: str | None = None
-) -> Payment:
-    """Authorize inside the caller's transaction; if that transaction rolls back, the hold is voided."""
+    session: Session,
+    order: Order,
+    amount: Decimal,
+    *,
+    token: str,
+    gateway: str = "test",
+    payment_id: int | None = None,
+    sequence: int = 0,
+    actor: str | None = None,
+) -> int:
+    """Authorize `amount` inside the caller's transaction and return the payment's id (created on the
+    first authorization). If the caller's transaction rolls back, the gateway hold is voided."""
     check_token(token)
     gw = get_gateway(gateway)
     amount = to_money(amount)
-    payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
-    if payment is None:
-        payment = Payment(order_id=order.id, gateway=gw.name, token=token, currency=order.currency, created_at=utcnow())
-        session.add(payment)
-    if amount == 0:
-        return payment
-    result = gw.authorize(token, amount, order.currency, f"{order.number}:auth:{len(payment.transactions)}")
-    if not result.approved:
+    result = gw.authorize(token, amount, order.currency, f"{order.number}:auth:{sequence}") if amount > 0 else None
+    if result is not None and not result.approved:
         raise PaymentDeclined(f"Payment declined: {result.message}", order=order.number, amount=str(amount))
-    on_rollback(session, lambda: gw.void(result.reference, amount, f"{order.number}:compensate"))  # type: ignore[arg-type]
-    _append(session, payment, "authorize", amount, result, None)
+    if payment_id is None:
+        payment_id = write_rows(session, _INSERT_PAYMENT, dict(order_id=order.id, gateway=gw.name, token=token, currency=order.currency, created_at=utcnow())).scalar_one()
+    if result is None:
+        return payment_id
+    on_rollback(session, lambda: gw.void(result.reference, amount, f"{order.number}:compensate"))  # type: ignore[arg-type, union-attr]
+    write_rows(session, _INSERT_TRANSACTION, dict(
+        payment_id=payment_id, kind="authorize", amount=amount, status="succeeded", gateway_reference=result.reference,
+        message=None, idempotency_key=None, at=utcnow(),
+    ))
     record_event(session, order, "payment_authorized", actor=actor, amount=str(amount))
-    return payment
+    return payment_id
 
 
 def order_payment(session: Session, order_number: str) -> tuple[Order, Payment]:
@@ -196,7 +209,8 @@ def _operate(
         result = gw.refund(capture_ref, amount, reference)  # type: ignore[arg-type]
     else:
         result = getattr(gw, kind)(_authorization_ref(payment), amount, reference)
-    tx = _append(session, payment, kind, amount, result, idempotency_key)
+    tx = _append(payment, kind, amount, result, idempotency_key)
+    session.flush()
     past = {"capture": "captured", "void": "voided", "refund": "refunded"}[kind]
     record_event(session, order, f"payment_{past}" if result.approved else f"payment_{kind}_declined", actor=actor, amount=str(amount))
     idempotency.remember(session, f"payment.{kind}", idempotency_key, digest, {"transaction_id": tx.id})

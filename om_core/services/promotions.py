@@ -18,10 +18,10 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from om_core.db import lock_rows
+from om_core.db import read_rows
 from om_core.errors import AlreadyExists, CouponError, PromotionLimitReached
 from om_core.models import Promotion, PromotionRedemption
 from om_core.money import ZERO, allocate_pro_rata, to_money
@@ -99,6 +99,13 @@ class PricedLine:
         return self.gross - sum((d[1] for d in self.discounts), ZERO)
 
 
+_ACTIVE = select(Promotion.__table__).where(Promotion.active.is_(True)).order_by(Promotion.id)
+_AUTOMATIC_STMT = _ACTIVE.where(Promotion.coupon_code.is_(None))
+_WITH_COUPONS_STMT = _ACTIVE.where(Promotion.coupon_code.is_(None) | Promotion.coupon_code.in_(bindparam("codes", expanding=True)))
+_AUTOMATIC = {False: _AUTOMATIC_STMT, True: _AUTOMATIC_STMT.with_for_update()}
+_WITH_COUPONS = {False: _WITH_COUPONS_STMT, True: _WITH_COUPONS_STMT.with_for_update()}
+
+
 def _in_window(promotion: Promotion, at: datetime) -> bool:
     return (promotion.starts_at is None or promotion.starts_at <= at) and (promotion.ends_at is None or at < promotion.ends_at)
 
@@ -129,10 +136,8 @@ def eligible_promotions(
 ) -> list[Promotion]:
     """Automatic promotions valid at `at` plus the given coupons. A bad coupon is an error, not ignored."""
     codes = sorted({c.strip().upper() for c in coupon_codes})
-    stmt = select(Promotion).where(Promotion.active.is_(True))
-    stmt = stmt.where(Promotion.coupon_code.is_(None) | Promotion.coupon_code.in_(codes)) if codes else stmt.where(Promotion.coupon_code.is_(None))
-    stmt = stmt.order_by(Promotion.id)
-    promotions = list(lock_rows(session, stmt) if lock else session.scalars(stmt))
+    stmt = (_WITH_COUPONS if codes else _AUTOMATIC)[lock]
+    promotions = read_rows(session, stmt, {"codes": codes} if codes else {})
     by_code = {p.coupon_code: p for p in promotions if p.coupon_code}
     for code in codes:
         promo = by_code.get(code)
@@ -184,7 +189,7 @@ def _line_discount(promo: Promotion, line: PricedLine) -> Decimal:
 def _describe(promo: Promotion) -> str:
     label = promo.coupon_code or promo.name
     if promo.kind == "percentage":
-        return f"{label}: {Decimal(promo.value).normalize()}% off"
+        return f"{label}: {Decimal(promo.value).normalize():f}% off"  # :f, or 10.0000 prints as 1E+1
     if promo.kind == "fixed":
         return f"{label}: {to_money(promo.value)} off" + ("" if promo.scope == "order" else " each")
     return f"{label}: buy {promo.buy_quantity} get {promo.get_quantity}"

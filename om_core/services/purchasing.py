@@ -4,11 +4,11 @@ Receipts add stock through the movement ledger."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -39,7 +39,7 @@ class PurchaseOrderIn(Input):
     supplier: Code
     location: Code
     lines: list[PurchaseLineIn] = Field(min_length=1, max_length=5000)
-    expected_at: datetime | None = None
+    expected_at: AwareDatetime | None = None
     note: str | None = Field(default=None, max_length=2000)
 
 
@@ -116,7 +116,10 @@ def receive_purchase_order(
     wanted = [parse(ReceiptLineIn, l) for l in lines] if lines is not None else [
         ReceiptLineIn(sku=sku, quantity=l.quantity_ordered - l.quantity_received) for sku, l in by_sku.items() if l.quantity_ordered > l.quantity_received
     ]
-    errors = []
+    if not wanted:
+        raise ValidationError(f"Cannot receive purchase order {number}: no lines given", errors=[{"field": "lines", "reason": "no lines to receive"}])
+    skus = [item.sku for item in wanted]
+    errors = [{"field": f"lines.{sku}", "reason": "appears more than once"} for sku in sorted({s for s in skus if skus.count(s) > 1})]
     for item in wanted:
         line = by_sku.get(item.sku)
         if line is None:

@@ -7,9 +7,10 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from om_core.db import read_rows
 from om_core.errors import AlreadyExists, UnknownShippingMethod, ValidationError
 from om_core.models import ShippingMethod
 from om_core.money import ZERO, to_money
@@ -39,6 +40,9 @@ PICKUP = ShippingCharge(method="pickup", service_level="pickup", amount=ZERO, pr
 CARRY_OUT = ShippingCharge(method="carry_out", service_level="pickup", amount=ZERO, promised_days=0)
 
 
+_METHOD_BY_CODE = select(ShippingMethod.__table__).where(ShippingMethod.code == bindparam("code"), ShippingMethod.active.is_(True))
+
+
 def create_shipping_method(session: Session, data: ShippingMethodIn | dict[str, Any]) -> ShippingMethod:
     data = parse(ShippingMethodIn, data)
     if session.scalar(select(ShippingMethod.id).where(ShippingMethod.code == data.code)) is not None:
@@ -50,7 +54,8 @@ def create_shipping_method(session: Session, data: ShippingMethodIn | dict[str, 
 
 
 def get_shipping_method(session: Session, code: str) -> ShippingMethod:
-    method = session.scalar(select(ShippingMethod).where(ShippingMethod.code == code, ShippingMethod.active.is_(True)))
+    found = read_rows(session, _METHOD_BY_CODE, {"code": code})
+    method = found[0] if found else None
     if method is None:
         raise UnknownShippingMethod(f"Unknown shipping method {code!r}", method=code)
     return method

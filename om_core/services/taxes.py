@@ -10,9 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from om_core.db import read_rows
 from om_core.models import TaxRate
 from om_core.money import to_money
 from om_core.validation import CountryCode, Input, parse
@@ -43,11 +44,14 @@ def set_tax_rate(session: Session, data: TaxRateIn | dict[str, Any]) -> TaxRate:
     return row
 
 
+_RATES_FOR_COUNTRY = select(TaxRate.__table__).where(TaxRate.country == bindparam("country"))
+
+
 class TaxTable:
     """The rates for one destination, loaded once per quote."""
 
     def __init__(self, session: Session, country: str, region: str | None) -> None:
-        rows = session.scalars(select(TaxRate).where(TaxRate.country == country)).all()
+        rows = read_rows(session, _RATES_FOR_COUNTRY, {"country": country})
         self._rates: dict[str, Decimal] = {}
         for row in sorted(rows, key=lambda r: r.region != ""):  # country rates first, region overrides
             if row.region in ("", region or ""):
