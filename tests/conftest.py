@@ -74,8 +74,3 @@ def sqlite_db(tmp_path: Path, sqlite_template: Path) -> Iterator[Database]:
     database = Database(f"sqlite:///{path}")
     yield database
     database.dispose()
-
-
-@pytest.fixture
-def worker_id(request: pytest.FixtureRequest) -> str:  # overridden by pytest-xdist when present
-    return getattr(request.config, "workerinput", {}).get("workerid", "main")
