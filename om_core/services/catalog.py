@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from om_core.db import read_rows
-from om_core.errors import AlreadyExists, UnknownProduct, UnknownSupplier
+from om_core.errors import AlreadyExists, UnknownProduct, UnknownSupplier, ValidationError
 from om_core.models import Product, Supplier
 from om_core.validation import Amount, Code, Input, parse
 
@@ -65,6 +65,9 @@ class ProductUpdate(Input):
 _PRODUCTS_BY_SKU = select(Product.__table__).where(Product.sku.in_(bindparam("skus", expanding=True)))
 
 
+NULLABLE_PRODUCT_FIELDS = frozenset({"description"})
+
+
 def create_supplier(session: Session, data: SupplierIn | dict[str, Any]) -> Supplier:
     data = parse(SupplierIn, data)
     if session.scalar(select(Supplier.id).where(Supplier.code == data.code)) is not None:
@@ -96,8 +99,15 @@ def create_product(session: Session, data: ProductIn | dict[str, Any]) -> Produc
 
 def update_product(session: Session, sku: str, data: ProductUpdate | dict[str, Any]) -> Product:
     data = parse(ProductUpdate, data)
+    changes = data.model_dump(exclude_unset=True)
+    cleared = sorted(f for f, v in changes.items() if v is None and f not in NULLABLE_PRODUCT_FIELDS)
+    if cleared:
+        raise ValidationError(
+            f"These product fields cannot be emptied: {', '.join(cleared)}",
+            errors=[{"field": f, "reason": "may not be null"} for f in cleared],
+        )
     product = get_product(session, sku)
-    for field, value in data.model_dump(exclude_unset=True).items():
+    for field, value in changes.items():
         setattr(product, field, value)
     session.flush()
     return product

@@ -101,7 +101,7 @@ def get_channel(session: Session, code: str) -> Channel:
     if channel is None:
         raise UnknownChannel(f"Unknown channel {code!r}", channel=code)
     if not channel.active:
-        raise ValidationError(f"Channel {code!r} is inactive", channel=code)
+        raise ValidationError(f"Channel {code!r} is inactive", errors=[{"field": "channel", "reason": "inactive"}], channel=code)
     return channel
 
 
