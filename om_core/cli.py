@@ -448,7 +448,7 @@ def _order_request(source: str | None, opts: dict[str, Any]) -> dict[str, Any]:
     lines = []
     for spec in opts["lines"]:
         sku, _, qty = spec.rpartition(":")
-        if not sku or not qty.lstrip("-").isdigit():
+        if not sku or not qty.removeprefix("-").isdecimal():
             raise click.BadParameter(f"--line takes SKU:QUANTITY, got {spec!r}")
         lines.append({"sku": sku, "quantity": int(qty)})
     request = {
@@ -532,14 +532,14 @@ def order_modify(session: Session, number: str, source: str | None, set_quantiti
     if source:
         changes = read_json(source)
     else:
-        def pair(spec: str) -> tuple[str, int]:
+        def pair(spec: str, numeric_key: bool = False) -> tuple[str, int]:
             key, _, qty = spec.rpartition(":")
-            if not key or not qty.isdigit():
-                raise click.BadParameter(f"expected KEY:QUANTITY, got {spec!r}")
+            if not key or not qty.isdecimal() or (numeric_key and not key.isdecimal()):
+                raise click.BadParameter(f"expected {'LINE_NO' if numeric_key else 'SKU'}:QUANTITY, got {spec!r}")
             return key, int(qty)
 
         changes = {
-            "set_quantities": {int(k): q for k, q in map(pair, set_quantities)},
+            "set_quantities": {int(k): q for k, q in (pair(spec, numeric_key=True) for spec in set_quantities)},
             "add_lines": [{"sku": k, "quantity": q} for k, q in map(pair, add_lines)],
             "remove_lines": list(remove_lines),
         } | ({"shipping_method": shipping_method} if shipping_method else {})
@@ -617,6 +617,17 @@ def _po_view(p: Any) -> dict[str, Any]:
     }
 
 
+def _po_lines(specs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Parse repeated SKU:QTY options; a malformed one is a usage error (exit 2), as for orders."""
+    parsed = []
+    for spec in specs:
+        sku, _, qty = spec.rpartition(":")
+        if not sku or not qty.isdecimal():
+            raise click.BadParameter(f"--line takes SKU:QUANTITY, got {spec!r}")
+        parsed.append({"sku": sku, "quantity": int(qty)})
+    return parsed
+
+
 @po.command("create")
 @click.option("--supplier", required=True)
 @click.option("--location", "location_code", required=True)
@@ -626,13 +637,7 @@ def _po_view(p: Any) -> dict[str, Any]:
 def po_create(session: Session, supplier: str, location_code: str, lines: tuple[str, ...], actor: str) -> dict[str, Any]:
     from om_core.services.purchasing import create_purchase_order
 
-    parsed = []
-    for spec in lines:
-        sku, _, qty = spec.rpartition(":")
-        if not sku or not qty.isdigit():
-            raise click.BadParameter(f"--line takes SKU:QUANTITY, got {spec!r}")
-        parsed.append({"sku": sku, "quantity": int(qty)})
-    return _po_view(create_purchase_order(session, {"supplier": supplier, "location": location_code, "lines": parsed}, actor=actor))
+    return _po_view(create_purchase_order(session, {"supplier": supplier, "location": location_code, "lines": _po_lines(lines)}, actor=actor))
 
 
 @po.command("send")
@@ -652,10 +657,7 @@ def po_send(session: Session, number: str) -> dict[str, Any]:
 def po_receive(session: Session, number: str, lines: tuple[str, ...], actor: str) -> dict[str, Any]:
     from om_core.services.purchasing import receive_purchase_order
 
-    parsed = None
-    if lines:
-        parsed = [{"sku": s.rpartition(":")[0], "quantity": int(s.rpartition(":")[2])} for s in lines]
-    return _po_view(receive_purchase_order(session, number, parsed, actor=actor))
+    return _po_view(receive_purchase_order(session, number, _po_lines(lines) if lines else None, actor=actor))
 
 
 @po.command("cancel")

@@ -471,6 +471,7 @@ class PaymentTransaction(Base):
     amount: Mapped[Decimal] = mapped_column(Money)
     status: Mapped[str] = mapped_column(String(16))
     gateway_reference: Mapped[str | None] = mapped_column(String(128))
+    parent_reference: Mapped[str | None] = mapped_column(String(128))
     message: Mapped[str | None] = mapped_column(String(300))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     at: Mapped[datetime] = mapped_column(default=_now)

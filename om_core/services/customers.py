@@ -73,9 +73,10 @@ class AddressIn(Input):
     postal_code: str = Field(min_length=1, max_length=16)
     country: CountryCode
 
-    @field_validator("country", mode="before")
+    @field_validator("country", "region", mode="before")
     @classmethod
-    def _upper_country(cls, value: Any) -> Any:
+    def _upper_codes(cls, value: Any) -> Any:
+        """Country and region codes are matched against tax rates: store them in one case."""
         return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")

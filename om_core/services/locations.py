@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,11 @@ class LocationIn(Input):
     supplier: str | None = None
     daily_capacity: int | None = Field(default=None, ge=0)
     cutoff_hour_utc: int | None = Field(default=None, ge=0, le=23)
+
+    @field_validator("country", "region", mode="before")
+    @classmethod
+    def _upper_codes(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _kind_rules(self) -> LocationIn:

@@ -127,17 +127,13 @@ def balance(payment: Payment) -> Balance:
     return Balance(sums["authorize"], sums["capture"], sums["void"], sums["refund"])
 
 
-def _append(payment: Payment, kind: str, amount: Decimal, result: GatewayResult, key: str | None) -> PaymentTransaction:
+def _append(payment: Payment, kind: str, amount: Decimal, result: GatewayResult, key: str | None, parent: str | None) -> PaymentTransaction:
     tx = PaymentTransaction(
         kind=kind, amount=amount, status="succeeded" if result.approved else "declined",
-        gateway_reference=result.reference, message=result.message or None, idempotency_key=key, at=utcnow(),
+        gateway_reference=result.reference, parent_reference=parent, message=result.message or None, idempotency_key=key, at=utcnow(),
     )
     payment.transactions.append(tx)
     return tx
-
-
-def _authorization_ref(payment: Payment) -> str:
-    return next(tx.gateway_reference for tx in payment.transactions if tx.kind == "authorize" and tx.status == "succeeded")  # type: ignore[return-value]
 
 
 _INSERT_PAYMENT = insert(Payment.__table__).returning(Payment.id)
@@ -167,10 +163,11 @@ def authorize(
         payment_id = write_rows(session, _INSERT_PAYMENT, dict(order_id=order.id, gateway=gw.name, token=token, currency=order.currency, created_at=utcnow())).scalar_one()
     if result is None:
         return payment_id
-    on_rollback(session, lambda: gw.void(result.reference, amount, f"{order.number}:compensate"))  # type: ignore[arg-type, union-attr]
+    compensation = f"{order.number}:compensate"  # the order object may be gone after a rollback
+    on_rollback(session, lambda: gw.void(result.reference, amount, compensation))  # type: ignore[arg-type, union-attr]
     write_rows(session, _INSERT_TRANSACTION, dict(
         payment_id=payment_id, kind="authorize", amount=amount, status="succeeded", gateway_reference=result.reference,
-        message=None, idempotency_key=None, at=utcnow(),
+        parent_reference=None, message=None, idempotency_key=None, at=utcnow(),
     ))
     record_event(session, order, "payment_authorized", actor=actor, amount=str(amount))
     return payment_id
@@ -186,33 +183,62 @@ def order_payment(session: Session, order_number: str) -> tuple[Order, Payment]:
     return order, payment
 
 
+_PARENT = {"capture": "authorize", "void": "authorize", "refund": "capture"}
+_PAST = {"capture": "captured", "void": "voided", "refund": "refunded"}
+
+
+def _open_parents(payment: Payment, kind: str) -> list[tuple[str, Decimal]]:
+    """What each authorization (for capture/void) or capture (for refund) still has open, oldest first."""
+    parent_kind = _PARENT[kind]
+    children = {"authorize": ("capture", "void"), "capture": ("refund",)}[parent_kind]
+    used: dict[str, Decimal] = {}
+    for tx in payment.transactions:
+        if tx.status == "succeeded" and tx.kind in children and tx.parent_reference:
+            used[tx.parent_reference] = used.get(tx.parent_reference, ZERO) + Decimal(tx.amount)
+    parents = [
+        (tx.gateway_reference, Decimal(tx.amount) - used.get(tx.gateway_reference, ZERO))  # type: ignore[arg-type]
+        for tx in payment.transactions
+        if tx.kind == parent_kind and tx.status == "succeeded"
+    ]
+    return [(ref, left) for ref, left in parents if left > 0]
+
+
 def _operate(
     session: Session, order_number: str, kind: str, amount: Decimal | None, *, idempotency_key: str | None, actor: str | None
 ) -> PaymentTransaction:
-    digest = idempotency.request_hash({"order": order_number, "kind": kind, "amount": str(amount)})
+    """Capture, void or refund, spread over the authorizations or captures it draws on: captures take
+    the oldest authorization first, voids and refunds the newest first, never more than each has open."""
+    digest = idempotency.request_hash({"order": order_number, "kind": kind, "amount": None if amount is None else str(to_money(amount))})
     remembered = idempotency.recall(session, f"payment.{kind}", idempotency_key, digest)
     if remembered is not None:
         return session.get_one(PaymentTransaction, remembered["transaction_id"])
     order, payment = order_payment(session, order_number)
-    bal = balance(payment)
-    limit = {"capture": bal.open_authorization, "void": bal.open_authorization, "refund": bal.refundable}[kind]
+    parents = _open_parents(payment, kind)
+    limit = sum((left for _, left in parents), ZERO)
     amount = limit if amount is None else to_money(amount)
     if amount <= 0:
         raise ValidationError(f"{kind.capitalize()} amount must be positive", errors=[{"field": "amount", "reason": "must be > 0"}])
     if amount > limit:
-        what = {"capture": "the open authorization", "void": "the open authorization", "refund": "what was captured and not yet refunded"}[kind]
+        what = "what was captured and not yet refunded" if kind == "refund" else "the open authorization"
         raise PaymentError(f"Cannot {kind} {amount}: more than {what} ({limit})", order=order_number, amount=str(amount), limit=str(limit))
     gw = get_gateway(payment.gateway)
-    reference = f"{order.number}:{kind}:{len(payment.transactions)}"
-    if kind == "refund":
-        capture_ref = next(tx.gateway_reference for tx in reversed(payment.transactions) if tx.kind == "capture" and tx.status == "succeeded")
-        result = gw.refund(capture_ref, amount, reference)  # type: ignore[arg-type]
-    else:
-        result = getattr(gw, kind)(_authorization_ref(payment), amount, reference)
-    tx = _append(payment, kind, amount, result, idempotency_key)
+    operation = getattr(gw, kind)
+    remaining = amount
+    tx = None
+    for parent_ref, left in parents if kind == "capture" else reversed(parents):
+        if remaining <= 0:
+            break
+        portion = min(left, remaining)
+        result = operation(parent_ref, portion, f"{order.number}:{kind}:{len(payment.transactions)}")
+        tx = _append(payment, kind, portion, result, idempotency_key, parent_ref)
+        if not result.approved:
+            break
+        remaining -= portion
+    assert tx is not None
     session.flush()
-    past = {"capture": "captured", "void": "voided", "refund": "refunded"}[kind]
-    record_event(session, order, f"payment_{past}" if result.approved else f"payment_{kind}_declined", actor=actor, amount=str(amount))
+    approved = tx.status == "succeeded"
+    record_event(session, order, f"payment_{_PAST[kind]}" if approved else f"payment_{kind}_declined", actor=actor,
+                 amount=str(amount - remaining if approved else amount))
     idempotency.remember(session, f"payment.{kind}", idempotency_key, digest, {"transaction_id": tx.id})
     return tx
 

@@ -8,6 +8,8 @@ Rules, in the order a cashier would apply them:
 3. Percentages apply to what is left of the line after earlier discounts; no line goes below zero.
 4. An order discount is spread over the lines pro rata to what is left of each, to the cent,
    so every applied discount is recorded per line.
+5. `min_subtotal` is checked against the order's merchandise before discounts for line promotions,
+   and against what is left after line discounts for order promotions.
 """
 
 from __future__ import annotations
@@ -198,7 +200,10 @@ def _describe(promo: Promotion) -> str:
 def apply_promotions(lines: list[PricedLine], promotions: list[Promotion]) -> list[Promotion]:
     """Apply promotions in place onto `lines`; returns the promotions that gave a discount."""
     applied: list[Promotion] = []
+    order_subtotal = sum((l.gross for l in lines), ZERO)
     for promo in [p for p in promotions if p.scope != "order"]:
+        if promo.min_subtotal is not None and order_subtotal < promo.min_subtotal:
+            continue
         used = False
         for line in lines:
             if not _matches(promo, line) or line.exclusive or (not promo.stackable and line.discounts):

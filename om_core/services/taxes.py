@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,11 @@ class TaxRateIn(Input):
     region: str = Field(default="", max_length=64)
     tax_class: str = Field(default="standard", min_length=1, max_length=32)
     rate: Decimal = Field(ge=0, lt=1, decimal_places=5)
+
+    @field_validator("country", "region", mode="before")
+    @classmethod
+    def _upper_codes(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
 
 def set_tax_rate(session: Session, data: TaxRateIn | dict[str, Any]) -> TaxRate:
@@ -54,7 +59,7 @@ class TaxTable:
         rows = read_rows(session, _RATES_FOR_COUNTRY, {"country": country})
         self._rates: dict[str, Decimal] = {}
         for row in sorted(rows, key=lambda r: r.region != ""):  # country rates first, region overrides
-            if row.region in ("", region or ""):
+            if row.region in ("", (region or "").upper()):
                 self._rates[row.tax_class] = Decimal(row.rate)
 
     def rate(self, tax_class: str) -> Decimal:

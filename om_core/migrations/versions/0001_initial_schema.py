@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 22:31:53.460400
+Create Date: 2026-11-26 22:46:12.193694
 """
 
 from __future__ import annotations
@@ -419,6 +419,7 @@ def upgrade() -> None:
     sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('gateway_reference', sa.String(length=128), nullable=True),
+    sa.Column('parent_reference', sa.String(length=128), nullable=True),
     sa.Column('message', sa.String(length=300), nullable=True),
     sa.Column('idempotency_key', sa.String(length=128), nullable=True),
     sa.Column('at', om_core.db.UTCDateTime(timezone=True), nullable=False),
