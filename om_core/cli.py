@@ -580,6 +580,17 @@ def order_release(session: Session, number: str, actor: str) -> dict[str, Any]:
     return {"number": o.number, "status": o.status}
 
 
+@order.command("fill-backorders")
+@click.option("--sku", help="Only this SKU.")
+@click.option("--actor", default="cli")
+@in_transaction
+def order_fill_backorders(session: Session, sku: str | None, actor: str) -> dict[str, Any]:
+    """Reserve stock that has arrived for backordered lines, oldest order first."""
+    from om_core.services.orders import fill_backorders
+
+    return {"reserved": fill_backorders(session, sku=sku, actor=actor)}
+
+
 @main.group()
 def payment() -> None:
     """Capture, void and refund an order's payment."""

@@ -763,6 +763,66 @@ def fulfil_lines(session: Session, order: Order, quantities: dict[int, int], *, 
     return order
 
 
+def _order_candidates(session: Session, order: Order) -> list[Any]:
+    """The locations an existing order may still draw stock from, in its channel's preference order."""
+    if order.delivery_method == "pickup" and order.pickup_location_id:
+        return [session.get_one(Location, order.pickup_location_id)]
+    assigned = channel_locations(session, order.channel)
+    return [
+        l for l in assigned
+        if (l.kind == "warehouse" and l.can_ship) or l.kind == "dropship"
+        or (l.kind == "store" and l.can_ship_from_store and order.ship_from_store_allowed)
+    ]
+
+
+def fill_backorders(
+    session: Session, *, sku: str | None = None, product_ids: set[int] | None = None, actor: str | None = None
+) -> dict[str, int]:
+    """Reserve newly arrived stock for backordered lines, oldest order first.
+
+    Run it after goods come in (a purchase order receipt, a transfer): every backordered line gets
+    what its order's locations can now give, and its order's status follows. Returns units reserved
+    per order number.
+    """
+    stmt = (
+        select(OrderLine).join(Order)
+        .where(OrderLine.quantity_backordered > 0, Order.hold.is_(False), Order.status.in_(("placed", "backordered", "partially_fulfilled")))
+        .order_by(Order.placed_at, Order.id, OrderLine.line_no)
+    )
+    if sku is not None:
+        stmt = stmt.where(OrderLine.sku == sku)
+    if product_ids is not None:
+        stmt = stmt.where(OrderLine.product_id.in_(product_ids))
+    lines = list(session.scalars(stmt))
+    if not lines:
+        return {}
+    candidates = {o.id: _order_candidates(session, o) for o in {l.order for l in lines}}
+    location_ids = {loc.id for locs in candidates.values() for loc in locs}
+    stocks = {(s.product_id, s.location_id): s for s in inventory.stock_rows(session, {l.product_id for l in lines}, location_ids, lock=True)}
+    left = {key: level.available for key, level in inventory.stock_levels(session, list(stocks.values())).items()}
+    filled: dict[str, int] = {}
+    for line in lines:
+        allocations = []
+        want = line.quantity_backordered
+        for loc in candidates[line.order_id]:
+            take = min(want, left.get((line.product_id, loc.id), 0))
+            if take > 0:
+                allocations.append((line.id, stocks[(line.product_id, loc.id)], take))
+                left[(line.product_id, loc.id)] -= take
+                want -= take
+        if not allocations:
+            continue
+        reserved = line.quantity_backordered - want
+        inventory.reserve_stock(session, allocations, reference=f"order:{line.order.number}", actor=actor)
+        line.quantity_backordered = want
+        filled[line.order.number] = filled.get(line.order.number, 0) + reserved
+        record_event(session, line.order, "backorder_allocated", actor=actor, sku=line.sku, quantity=reserved)
+    for order in {l.order for l in lines}:
+        order.status, order.updated_at = derive_status(order), utcnow()
+    session.flush()
+    return filled
+
+
 def order_view(session: Session, order: Order) -> dict[str, Any]:
     """The order as channels and staff see it: lines with allocations, totals, payment and timeline."""
     stocks = {s.id: s for s in session.scalars(select(Stock).where(Stock.id.in_({r.stock_id for l in order.lines for r in l.reservations})))}

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from om_core.clock import utcnow
 from om_core.errors import InvalidTransition, UnknownPurchaseOrder, ValidationError
-from om_core.models import PurchaseOrder, PurchaseOrderLine
+from om_core.models import Location, PurchaseOrder, PurchaseOrderLine
 from om_core.services.catalog import get_supplier, lead_time, products_by_sku
-from om_core.services.inventory import get_or_create_stock, record_movement
+from om_core.services.inventory import get_or_create_stock, lock_stock, record_movement
+from om_core.services.orders import fill_backorders
 from om_core.services.locations import get_location
 from om_core.validation import Amount, Code, Input, parse
 
@@ -128,6 +129,9 @@ def receive_purchase_order(
             errors.append({"field": f"lines.{item.sku}", "reason": f"receives {item.quantity}, only {line.quantity_ordered - line.quantity_received} outstanding"})
     if errors:
         raise ValidationError(f"Cannot receive purchase order {number}: " + "; ".join(e["field"] + " " + e["reason"] for e in errors), errors=errors)
+    product_ids = {by_sku[item.sku].product_id for item in wanted}
+    # lock every stock row of these SKUs first, in id order: backorders may draw on any location
+    lock_stock(session, product_ids, session.scalars(select(Location.id)).all())
     for item in wanted:
         line = by_sku[item.sku]
         stock = get_or_create_stock(session, line.product_id, po.location_id)
@@ -138,6 +142,7 @@ def receive_purchase_order(
     if done:
         po.closed_at = utcnow()
     session.flush()
+    fill_backorders(session, product_ids=product_ids, actor=actor)
     return po
 
 

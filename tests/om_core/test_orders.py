@@ -520,3 +520,40 @@ def test_reservations_are_rows_tied_to_order_lines(store):
         rows = s.scalars(select(Reservation).where(Reservation.order_line_id == order.lines[0].id)).all()
         assert sum(r.quantity for r in rows) == 8 and {r.status for r in rows} == {"active"}
         assert s.scalar(select(Order.status).where(Order.number == number)) == "placed"
+
+
+# --- backorders ---------------------------------------------------------------------------------
+
+
+def test_purchase_order_receipt_fills_backorders_oldest_first(store):
+    from om_core.services import purchasing
+
+    first = place(store, web_order(("PREORDER", 2), allow_backorder=True))
+    second = place(store, web_order(("PREORDER", 3), allow_backorder=True))
+    with store.transaction() as s:
+        po = purchasing.create_purchase_order(s, {"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "PREORDER", "quantity": 4}]})
+        purchasing.send_purchase_order(s, po.number)
+        purchasing.receive_purchase_order(s, po.number)
+    one, two = view(store, first), view(store, second)
+    # 4 arrive: the older order gets its 2, the newer one 2 of its 3
+    assert one["status"] == "placed" and one["lines"][0]["backordered"] == 0
+    assert two["status"] == "backordered" and two["lines"][0]["backordered"] == 1
+    assert sum(r["quantity"] for r in two["lines"][0]["reservations"] if r["status"] == "active") == 2
+    assert available(store, "PREORDER", "WH-EAST") == 0
+    assert "backorder_allocated" in [e["kind"] for e in one["events"]]
+    with store.read() as s:
+        assert inventory.verify_ledger(s) == []
+
+
+def test_fill_backorders_skips_orders_on_hold(store):
+    number = place(store, web_order(("PREORDER", 1), allow_backorder=True))
+    with store.transaction() as s:
+        orders.hold_order(s, number, reason="check")
+        inventory.receive_stock(s, {"sku": "PREORDER", "location": "WH-EAST", "quantity": 5})
+    with store.transaction() as s:
+        assert orders.fill_backorders(s, sku="PREORDER") == {}
+    with store.transaction() as s:
+        orders.release_order(s, number)
+    with store.transaction() as s:
+        assert orders.fill_backorders(s, sku="PREORDER") == {number: 1}
+    assert view(store, number)["status"] == "placed"
