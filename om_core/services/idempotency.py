@@ -15,10 +15,8 @@ from sqlalchemy.orm import Session
 
 from om_core.clock import utcnow
 from om_core.db import read_rows, write_rows
-
 from om_core.errors import IdempotencyConflict, ValidationError
 from om_core.models import IdempotencyKey
-
 
 _RECALL = select(IdempotencyKey.request_hash, IdempotencyKey.response).where(
     IdempotencyKey.scope == bindparam("scope"), IdempotencyKey.key == bindparam("key")

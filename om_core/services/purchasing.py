@@ -17,8 +17,8 @@ from om_core.errors import InvalidTransition, UnknownPurchaseOrder, ValidationEr
 from om_core.models import Location, PurchaseOrder, PurchaseOrderLine
 from om_core.services.catalog import get_supplier, lead_time, products_by_sku
 from om_core.services.inventory import get_or_create_stock, lock_stock, record_movement
-from om_core.services.orders import fill_backorders
 from om_core.services.locations import get_location
+from om_core.services.orders import fill_backorders
 from om_core.validation import Amount, Code, Input, parse
 
 TRANSITIONS = {

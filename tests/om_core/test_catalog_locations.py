@@ -15,7 +15,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from om_core.db import Database
-from om_core.errors import AlreadyExists, UnknownChannel, UnknownLocation, UnknownProduct, UnknownSupplier, ValidationError
+from om_core.errors import (
+    AlreadyExists,
+    UnknownChannel,
+    UnknownLocation,
+    UnknownProduct,
+    UnknownSupplier,
+    ValidationError,
+)
 from om_core.models import Channel, ChannelLocation, Location, Product, Supplier
 from om_core.services import catalog, locations
 from tests.om_core.store import build_store

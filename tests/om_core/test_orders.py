@@ -24,7 +24,7 @@ from om_core.models import Order, OrderEvent, Reservation, StockMovement
 from om_core.services import inventory, orders, payments
 from om_core.services.orders import plan_allocation
 from tests.om_core.helpers import available, row_counts
-from tests.om_core.store import ADA, BOB, NY_ADDRESS, build_store, web_order
+from tests.om_core.store import BOB, NY_ADDRESS, build_store, web_order
 
 
 @pytest.fixture
