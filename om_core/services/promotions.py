@@ -104,8 +104,7 @@ class PricedLine:
 _ACTIVE = select(Promotion.__table__).where(Promotion.active.is_(True)).order_by(Promotion.id)
 _AUTOMATIC_STMT = _ACTIVE.where(Promotion.coupon_code.is_(None))
 _WITH_COUPONS_STMT = _ACTIVE.where(Promotion.coupon_code.is_(None) | Promotion.coupon_code.in_(bindparam("codes", expanding=True)))
-_AUTOMATIC = {False: _AUTOMATIC_STMT, True: _AUTOMATIC_STMT.with_for_update()}
-_WITH_COUPONS = {False: _WITH_COUPONS_STMT, True: _WITH_COUPONS_STMT.with_for_update()}
+_LOCK_LIMITED = select(Promotion.id).where(Promotion.id.in_(bindparam("ids", expanding=True))).order_by(Promotion.id).with_for_update()
 
 
 def _in_window(promotion: Promotion, at: datetime) -> bool:
@@ -138,8 +137,7 @@ def eligible_promotions(
 ) -> list[Promotion]:
     """Automatic promotions valid at `at` plus the given coupons. A bad coupon is an error, not ignored."""
     codes = sorted({c.strip().upper() for c in coupon_codes})
-    stmt = (_WITH_COUPONS if codes else _AUTOMATIC)[lock]
-    promotions = read_rows(session, stmt, {"codes": codes} if codes else {})
+    promotions = read_rows(session, _WITH_COUPONS_STMT if codes else _AUTOMATIC_STMT, {"codes": codes} if codes else {})
     by_code = {p.coupon_code: p for p in promotions if p.coupon_code}
     for code in codes:
         promo = by_code.get(code)
@@ -151,6 +149,8 @@ def eligible_promotions(
             raise CouponError(f"Coupon {code} is valid from {promo.starts_at:%Y-%m-%d}", coupon=code, reason="not_yet_valid")
     valid = [p for p in promotions if _in_window(p, at)]
     limited = [p.id for p in valid if p.usage_limit_total or p.usage_limit_per_customer]
+    if lock and limited:  # only promotions with usage limits are contended; lock them before counting uses
+        read_rows(session, _LOCK_LIMITED, {"ids": limited})
     total, mine = _usage(session, limited, customer_id, exclude_order)
     usable = []
     for promo in valid:

@@ -123,3 +123,35 @@ def test_processes_never_oversell_on_sqlite(sqlite_db):
     assert active_reserved(sqlite_db) == 10
     with sqlite_db.read() as s:
         assert inventory.verify_ledger(s) == []
+
+
+def test_coupon_usage_limit_holds_under_contention(store):
+    from om_core.errors import PromotionLimitReached
+    from om_core.services import promotions
+
+    with store.transaction() as s:
+        promotions.create_promotion(s, {"name": "First three", "kind": "fixed", "scope": "order", "value": "5",
+                                        "coupon_code": "FIRST3", "usage_limit_total": 3})
+    outcomes: Counter = Counter()
+    lock = threading.Lock()
+    skus = ["TEE-S", "TEE-M", "MUG", "BEANS", "TEE-L", "SOFA"]  # different stock rows: only the coupon is shared
+    start = threading.Barrier(len(skus))
+
+    def worker(i: int) -> None:
+        start.wait()
+        for j in range(3):
+            try:
+                with store.transaction() as s:
+                    orders.place_order(s, web_order((skus[i], 1), coupon_codes=["first3"]), idempotency_key=f"cpn-{i}-{j}")
+                result = "placed"
+            except PromotionLimitReached:
+                result = "limit"
+            with lock:
+                outcomes[result] += 1
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(len(skus))]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert outcomes == Counter({"placed": 3, "limit": 15})
