@@ -17,6 +17,7 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
+from om_core import __version__
 from om_core.config import get_settings
 from om_core.db import Database
 from om_core.errors import StoreOMError
@@ -73,7 +74,7 @@ def model_dict(obj: Any, *fields: str) -> dict[str, Any]:
 
 
 @click.group()
-@click.version_option(package_name="storeom")
+@click.version_option(version=__version__, prog_name="storeom")
 def main() -> None:
     """StoreOM: store order management and retail analytics."""
 
