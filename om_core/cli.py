@@ -69,6 +69,19 @@ def read_json(source: str) -> Any:
         raise click.BadParameter(f"not valid JSON: {exc}") from None
 
 
+def parse_pair(spec: str, *, numeric_key: bool = False) -> tuple[str, int]:
+    """`KEY:QUANTITY` from a repeatable option; anything else is a usage error (exit 2)."""
+    key, _, qty = spec.rpartition(":")
+    digits = qty if numeric_key else qty.removeprefix("-")  # a negative quantity is the service's to refuse
+    if not key or not digits.isdecimal() or not digits.isascii() or (numeric_key and not key.isdecimal()):
+        raise click.BadParameter(f"takes {'LINE_NO' if numeric_key else 'SKU'}:QUANTITY, got {spec!r}")
+    return key, int(qty)
+
+
+def sku_lines(specs: tuple[str, ...] | list[str]) -> list[dict[str, Any]]:
+    return [{"sku": sku, "quantity": qty} for sku, qty in map(parse_pair, specs)]
+
+
 def model_dict(obj: Any, *fields: str) -> dict[str, Any]:
     return {f: getattr(obj, f) for f in fields}
 
@@ -446,12 +459,7 @@ def promo_add(session: Session, source: str) -> dict[str, Any]:
 def _order_request(source: str | None, opts: dict[str, Any]) -> dict[str, Any]:
     if source:
         return read_json(source)
-    lines = []
-    for spec in opts["lines"]:
-        sku, _, qty = spec.rpartition(":")
-        if not sku or not qty.removeprefix("-").isdecimal():
-            raise click.BadParameter(f"--line takes SKU:QUANTITY, got {spec!r}")
-        lines.append({"sku": sku, "quantity": int(qty)})
+    lines = sku_lines(opts["lines"])
     request = {
         "channel": opts["channel"], "lines": lines, "customer_id": opts["customer_id"], "email": opts["email"],
         "delivery": opts["delivery"], "shipping_method": opts["shipping_method"], "pickup_location": opts["pickup_location"],
@@ -533,15 +541,9 @@ def order_modify(session: Session, number: str, source: str | None, set_quantiti
     if source:
         changes = read_json(source)
     else:
-        def pair(spec: str, numeric_key: bool = False) -> tuple[str, int]:
-            key, _, qty = spec.rpartition(":")
-            if not key or not qty.isdecimal() or (numeric_key and not key.isdecimal()):
-                raise click.BadParameter(f"expected {'LINE_NO' if numeric_key else 'SKU'}:QUANTITY, got {spec!r}")
-            return key, int(qty)
-
         changes = {
-            "set_quantities": {int(k): q for k, q in (pair(spec, numeric_key=True) for spec in set_quantities)},
-            "add_lines": [{"sku": k, "quantity": q} for k, q in map(pair, add_lines)],
+            "set_quantities": {int(k): q for k, q in (parse_pair(spec, numeric_key=True) for spec in set_quantities)},
+            "add_lines": sku_lines(add_lines),
             "remove_lines": list(remove_lines),
         } | ({"shipping_method": shipping_method} if shipping_method else {})
     return order_view(session, modify_order(session, number, changes, idempotency_key=idempotency_key, actor=actor))
@@ -629,17 +631,6 @@ def _po_view(p: Any) -> dict[str, Any]:
     }
 
 
-def _po_lines(specs: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Parse repeated SKU:QTY options; a malformed one is a usage error (exit 2), as for orders."""
-    parsed = []
-    for spec in specs:
-        sku, _, qty = spec.rpartition(":")
-        if not sku or not qty.isdecimal():
-            raise click.BadParameter(f"--line takes SKU:QUANTITY, got {spec!r}")
-        parsed.append({"sku": sku, "quantity": int(qty)})
-    return parsed
-
-
 @po.command("create")
 @click.option("--supplier", required=True)
 @click.option("--location", "location_code", required=True)
@@ -649,7 +640,7 @@ def _po_lines(specs: tuple[str, ...]) -> list[dict[str, Any]]:
 def po_create(session: Session, supplier: str, location_code: str, lines: tuple[str, ...], actor: str) -> dict[str, Any]:
     from om_core.services.purchasing import create_purchase_order
 
-    return _po_view(create_purchase_order(session, {"supplier": supplier, "location": location_code, "lines": _po_lines(lines)}, actor=actor))
+    return _po_view(create_purchase_order(session, {"supplier": supplier, "location": location_code, "lines": sku_lines(lines)}, actor=actor))
 
 
 @po.command("send")
@@ -669,7 +660,7 @@ def po_send(session: Session, number: str) -> dict[str, Any]:
 def po_receive(session: Session, number: str, lines: tuple[str, ...], actor: str) -> dict[str, Any]:
     from om_core.services.purchasing import receive_purchase_order
 
-    return _po_view(receive_purchase_order(session, number, _po_lines(lines) if lines else None, actor=actor))
+    return _po_view(receive_purchase_order(session, number, sku_lines(lines) if lines else None, actor=actor))
 
 
 @po.command("cancel")
