@@ -132,6 +132,7 @@ class Channel(Base):
     kind: Mapped[str] = mapped_column(String(16))
     prices_include_tax: Mapped[bool] = mapped_column(Boolean, default=False)
     currency: Mapped[str] = mapped_column(String(3), default="USD")
+    routing_strategy: Mapped[str] = mapped_column(String(32), default="nearest_with_stock", server_default="nearest_with_stock")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     __table_args__ = (CheckConstraint("kind in ('web', 'app', 'pos', 'marketplace')", name="kind"),)
@@ -394,6 +395,9 @@ class Order(Base):
     tax_total: Mapped[Decimal] = mapped_column(Money)
     total: Mapped[Decimal] = mapped_column(Money)
     promised_delivery_days: Mapped[int | None] = mapped_column(Integer)
+    ship_latitude: Mapped[float | None]
+    ship_longitude: Mapped[float | None]
+    routing_reason: Mapped[str | None] = mapped_column(Text)
     fulfilment_started_at: Mapped[datetime | None]
     placed_at: Mapped[datetime] = mapped_column(default=_now, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=_now)
@@ -418,6 +422,7 @@ class OrderLine(Base):
     quantity_cancelled: Mapped[int] = mapped_column(Integer, default=0)
     quantity_fulfilled: Mapped[int] = mapped_column(Integer, default=0)
     quantity_returned: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_delivered: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     quantity_backordered: Mapped[int] = mapped_column(Integer, default=0)
     unit_price: Mapped[Decimal] = mapped_column(Money)
     discount_total: Mapped[Decimal] = mapped_column(Money)
@@ -431,7 +436,8 @@ class OrderLine(Base):
         UniqueConstraint("order_id", "line_no"),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint(
-            "quantity_cancelled + quantity_fulfilled <= quantity AND quantity_returned <= quantity_fulfilled",
+            "quantity_cancelled + quantity_fulfilled <= quantity AND quantity_delivered <= quantity_fulfilled "
+            "AND quantity_returned <= quantity_fulfilled",
             name="quantities_consistent",
         ),
     )
@@ -507,3 +513,176 @@ class IdempotencyKey(Base):
     response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=_now)
     __table_args__ = (UniqueConstraint("scope", "key"),)
+
+
+# --- fulfilment -----------------------------------------------------------------------------
+
+
+class Shipment(Base):
+    """What leaves one location for one order: a parcel to an address, or a pickup at the counter.
+
+    pending -> packed -> dispatched -> in_transit -> out_for_delivery -> delivered, with `exception`
+    possible on the way; pickups go pending -> ready_for_pickup -> collected (or expired).
+    """
+
+    __tablename__ = "shipments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(24), default="pending", index=True)
+    carrier: Mapped[str | None] = mapped_column(String(32))
+    service_level: Mapped[str] = mapped_column(String(16))
+    tracking_number: Mapped[str | None] = mapped_column(String(64), unique=True)
+    label_path: Mapped[str | None] = mapped_column(String(500))
+    weight_kg: Mapped[Decimal | None] = mapped_column(Numeric(10, 3))
+    shipping_cost: Mapped[Decimal | None] = mapped_column(Money)
+    promised_at: Mapped[datetime | None]
+    estimated_at: Mapped[datetime | None]
+    delayed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    packed_at: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    ready_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    lines: Mapped[list[ShipmentLine]] = relationship(order_by="ShipmentLine.id", cascade="all, delete-orphan")
+    packages: Mapped[list[Package]] = relationship(order_by="Package.id", cascade="all, delete-orphan")
+    events: Mapped[list[TrackingEvent]] = relationship(order_by="TrackingEvent.at", cascade="all, delete-orphan")
+    __table_args__ = (
+        CheckConstraint("kind in ('ship', 'pickup', 'dropship')", name="kind"),
+        CheckConstraint(
+            "status in ('pending', 'packed', 'dispatched', 'in_transit', 'out_for_delivery', 'delivered', "
+            "'exception', 'ready_for_pickup', 'collected', 'expired', 'cancelled')",
+            name="status",
+        ),
+    )
+
+
+class ShipmentLine(Base):
+    __tablename__ = "shipment_lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (CheckConstraint("quantity > 0", name="quantity_positive"),)
+
+
+class Package(Base):
+    __tablename__ = "packages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
+    weight_kg: Mapped[Decimal] = mapped_column(Numeric(10, 3))
+    length_cm: Mapped[Decimal] = mapped_column(Numeric(8, 1))
+    width_cm: Mapped[Decimal] = mapped_column(Numeric(8, 1))
+    height_cm: Mapped[Decimal] = mapped_column(Numeric(8, 1))
+
+
+class TrackingEvent(Base):
+    """A carrier scan. `carrier_event_id` makes ingestion idempotent: the same scan twice is one row."""
+
+    __tablename__ = "tracking_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    shipment_id: Mapped[int] = mapped_column(ForeignKey("shipments.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    at: Mapped[datetime]
+    location_text: Mapped[str | None] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(300))
+    carrier_event_id: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(default=_now)
+    __table_args__ = (
+        UniqueConstraint("shipment_id", "carrier_event_id"),
+        CheckConstraint(
+            "kind in ('label_created', 'picked_up', 'in_transit', 'out_for_delivery', 'delivered', 'exception')", name="kind"
+        ),
+    )
+
+
+# --- returns and feedback -------------------------------------------------------------------
+
+
+class ReturnRequest(Base):
+    """A return (RMA): opened, received and inspected, refunded. Receiving and refunding are independent."""
+
+    __tablename__ = "returns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    reason_code: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    opened_by: Mapped[str | None] = mapped_column(String(120))
+    opened_at: Mapped[datetime] = mapped_column(default=_now)
+    received_at: Mapped[datetime | None]
+    received_location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"))
+    refund_amount: Mapped[Decimal | None] = mapped_column(Money)
+    refunded_at: Mapped[datetime | None]
+    exchange_order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    lines: Mapped[list[ReturnLine]] = relationship(order_by="ReturnLine.id", cascade="all, delete-orphan")
+    __table_args__ = (CheckConstraint("status in ('open', 'received', 'refunded', 'closed', 'cancelled')", name="status"),)
+
+
+class ReturnLine(Base):
+    __tablename__ = "return_lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    return_id: Mapped[int] = mapped_column(ForeignKey("returns.id"), index=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    reason_code: Mapped[str] = mapped_column(String(32))
+    condition: Mapped[str | None] = mapped_column(String(16))
+    refund_amount: Mapped[Decimal | None] = mapped_column(Money)
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint("condition is null or condition in ('resellable', 'damaged', 'wrong_item')", name="condition"),
+    )
+
+
+class Feedback(Base):
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), index=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    would_recommend: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    __table_args__ = (
+        CheckConstraint("rating between 1 and 5", name="rating"),
+        CheckConstraint("would_recommend is null or would_recommend between 0 and 10", name="nps"),
+    )
+
+
+# --- customer communication -----------------------------------------------------------------
+
+
+class OutboxMessage(Base):
+    """A message to send, written in the same transaction as the business event that causes it.
+
+    The dispatcher claims pending rows, delivers them and marks them sent; `dedupe_key` makes the
+    same business event produce one message at most, and a crash between delivery and marking is
+    covered by a deterministic Message-ID the mail system de-duplicates on.
+    """
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    marketing: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=_now)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    sent_at: Mapped[datetime | None]
+    __table_args__ = (
+        CheckConstraint("status in ('pending', 'sending', 'sent', 'failed', 'dead')", name="status"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )
