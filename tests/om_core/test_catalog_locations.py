@@ -23,8 +23,9 @@ from om_core.errors import (
     UnknownSupplier,
     ValidationError,
 )
-from om_core.models import Channel, ChannelLocation, Location, Product, Supplier
+from om_core.models import ChannelLocation, Location
 from om_core.services import catalog, locations
+from tests.om_core.helpers import fields, refused
 from tests.om_core.store import build_store
 
 
@@ -35,39 +36,6 @@ def store(db: Database) -> Database:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def snapshot(db: Database) -> dict[str, Any]:
-    """Everything these services may write."""
-    with db.read() as s:
-        return {
-            "suppliers": [tuple(r) for r in s.execute(select(Supplier.id, Supplier.code, Supplier.name).order_by(Supplier.id))],
-            "products": [tuple(r) for r in s.execute(
-                select(Product.id, Product.sku, Product.name, Product.price, Product.pack_size, Product.backorder_policy, Product.active)
-                .order_by(Product.id)
-            )],
-            "locations": [tuple(r) for r in s.execute(select(Location.id, Location.code, Location.kind).order_by(Location.id))],
-            "channels": [tuple(r) for r in s.execute(select(Channel.id, Channel.code).order_by(Channel.id))],
-            "links": [tuple(r) for r in s.execute(
-                select(ChannelLocation.channel_id, ChannelLocation.location_id, ChannelLocation.priority)
-                .order_by(ChannelLocation.channel_id, ChannelLocation.location_id)
-            )],
-        }
-
-
-def refused(db: Database, error: type[Exception], write: Callable[[Session], object]) -> Any:
-    """Run `write` in a transaction, expect exactly `error`, and check that nothing was written."""
-    before = snapshot(db)
-    with pytest.raises(error) as info:
-        with db.transaction() as s:
-            write(s)
-    assert type(info.value) is error
-    assert snapshot(db) == before
-    return info.value
-
-
-def fields(err: ValidationError) -> list[str]:
-    return [e["field"] for e in err.errors]
 
 
 def sold_by(db: Database, channel: str) -> list[str]:

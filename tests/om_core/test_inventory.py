@@ -6,7 +6,6 @@ Numbers come from `build_store`: e.g. MUG has 100 at WH-EAST and 4 at ST-NYC, KE
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from om_core.errors import StockError, UnknownChannel, UnknownLocation, UnknownP
 from om_core.models import Location, Order, OrderLine, Product, Reservation, Stock, StockMovement, Transfer
 from om_core.services import inventory, orders
 from om_core.services.locations import get_channel
+from tests.om_core.helpers import fields, refused
 from tests.om_core.store import build_store, web_order
 
 # --- helpers -------------------------------------------------------------------------------
@@ -67,32 +67,6 @@ def active_reserved(db: Database, sku: str, location: str) -> int:
                 )
             )
         )
-
-
-def snapshot(db: Database) -> dict[str, Any]:
-    """Everything an inventory operation may write."""
-    with db.read() as s:
-        return {
-            "stock": [tuple(r) for r in s.execute(select(Stock.id, Stock.product_id, Stock.location_id, Stock.on_hand).order_by(Stock.id))],
-            "movements": s.scalar(select(func.count()).select_from(StockMovement)),
-            "reservations": [tuple(r) for r in s.execute(select(Reservation.id, Reservation.quantity, Reservation.status).order_by(Reservation.id))],
-            "transfers": s.scalar(select(func.count()).select_from(Transfer)),
-        }
-
-
-def refused(db: Database, error: type[Exception], write: Callable[[Session], object]) -> Any:
-    """Run `write` in a transaction, expect exactly `error`, and check that nothing was written."""
-    before = snapshot(db)
-    with pytest.raises(error) as info:
-        with db.transaction() as s:
-            write(s)
-    assert type(info.value) is error
-    assert snapshot(db) == before
-    return info.value
-
-
-def fields(err: ValidationError) -> list[str]:
-    return [e["field"] for e in err.errors]
 
 
 def place(db: Database, *lines: tuple[str, int]) -> str:

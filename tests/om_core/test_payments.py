@@ -8,13 +8,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from om_core.db import Database
 from om_core.errors import IdempotencyConflict, PaymentDeclined, PaymentError, UnknownOrder, ValidationError
-from om_core.models import Base, Order, OrderEvent, Payment, PaymentTransaction
+from om_core.models import Order, OrderEvent, Payment, PaymentTransaction
 from om_core.services import orders, payments, promotions
 from om_core.services.payments import TestGateway
+from tests.om_core.helpers import table_row_counts
 from tests.om_core.store import build_store, web_order
 
 D = Decimal
@@ -23,12 +24,6 @@ ZERO = D("0.00")
 # tax 40.00 x 8.875% = 3.55 and 4.95 x 8.875% = 0.4393 -> 0.44; total 40.00 + 4.95 + 3.55 + 0.44 = 48.94.
 TOTAL = D("48.94")
 LEDGER_TABLES = ("orders", "order_lines", "reservations", "stock_movements", "payments", "payment_transactions", "order_events")
-
-
-def row_counts(db: Database) -> dict[str, int]:
-    """Rows per table, read in a fresh session: the 'nothing was written' check."""
-    with db.read() as s:
-        return {t.name: s.scalar(select(func.count()).select_from(t)) or 0 for t in Base.metadata.sorted_tables}
 
 
 @pytest.fixture
@@ -118,12 +113,12 @@ def test_placement_authorizes_the_order_total(store: Database, gateway: TestGate
 
 
 def test_declined_payment_writes_nothing(store: Database, gateway: TestGateway) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentDeclined) as caught, store.transaction() as s:
         orders.place_order(s, order_request(payment_token="tok_decline"))
     assert caught.value.code == "payment_declined"
     assert caught.value.details["amount"] == str(TOTAL)
-    after = row_counts(store)
+    after = table_row_counts(store)
     assert {t: after[t] for t in LEDGER_TABLES} == {t: before[t] for t in LEDGER_TABLES}  # no order, lines, stock rows, payment
     assert after == before
     assert gateway.calls == [("authorize", "tok_decline", TOTAL)]  # nothing was authorized, so nothing to void
@@ -134,10 +129,10 @@ def test_gateway_declining_everything(store: Database, monkeypatch: pytest.Monke
     declining = TestGateway(decline=True)
     declining.name = "down"
     payments.register_gateway(declining)
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentDeclined), store.transaction() as s:
         orders.place_order(s, web_order(("MUG", 1), gateway="down"))
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 @pytest.mark.parametrize(
@@ -152,22 +147,22 @@ def test_gateway_declining_everything(store: Database, monkeypatch: pytest.Monke
     ],
 )
 def test_card_numbers_and_bad_tokens_are_refused_before_anything_happens(store: Database, gateway: TestGateway, token: str, reason: str) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(ValidationError) as caught, store.transaction() as s:
         orders.place_order(s, order_request(payment_token=token))
     assert caught.value.errors == [{"field": "payment_token", "reason": reason}]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
     assert gateway.calls == []
     with store.read() as s:
         assert s.scalars(select(Payment.token)).all() == []
 
 
 def test_unknown_gateway(store: Database) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(ValidationError) as caught, store.transaction() as s:
         orders.place_order(s, web_order(("MUG", 1), gateway="nope"))
     assert caught.value.errors == [{"field": "gateway", "reason": "unknown"}]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 # --- capture, void, refund ----------------------------------------------------------------------
@@ -185,11 +180,11 @@ def test_capture_part_then_the_rest_then_too_much(store: Database, gateway: Test
     bal = balance(store, placed)
     assert (bal.captured, bal.open_authorization, bal.refundable) == (TOTAL, ZERO, TOTAL)
 
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentError) as caught, store.transaction() as s:
         payments.capture(s, placed, D("0.01"))
     assert caught.value.details == {"order": placed, "amount": "0.01", "limit": "0.00"}
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
     auth = auth_reference(store, placed)
     assert gateway.calls[1:] == [("capture", auth, D("20.00")), ("capture", auth, D("28.94"))]
@@ -199,38 +194,38 @@ def test_capture_part_then_the_rest_then_too_much(store: Database, gateway: Test
 
 
 def test_capture_more_than_authorized_writes_nothing(store: Database, gateway: TestGateway, placed: str) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentError) as caught, store.transaction() as s:
         payments.capture(s, placed, D("48.95"))  # one cent over
     assert caught.value.details["limit"] == str(TOTAL)
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
     assert [c[0] for c in gateway.calls] == ["authorize"]
 
 
 @pytest.mark.parametrize("operation", ["capture", "void", "refund"])
 @pytest.mark.parametrize("amount", [D("0"), D("-5.00"), D("0.004")])  # 0.004 rounds to 0.00
 def test_non_positive_amounts_are_refused(store: Database, gateway: TestGateway, placed: str, operation: str, amount: Decimal) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(ValidationError) as caught, store.transaction() as s:
         getattr(payments, operation)(s, placed, amount)
     assert caught.value.errors == [{"field": "amount", "reason": "must be > 0"}]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_refund_up_to_what_was_captured(store: Database, gateway: TestGateway, placed: str) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentError), store.transaction() as s:
         payments.refund(s, placed, D("1.00"))  # nothing captured yet
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
     with store.transaction() as s:
         capture_ref = payments.capture(s, placed, D("30.00")).gateway_reference
 
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentError) as caught, store.transaction() as s:
         payments.refund(s, placed, D("30.01"))
     assert caught.value.details == {"order": placed, "amount": "30.01", "limit": "30.00"}
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
     with store.transaction() as s:
         tx = payments.refund(s, placed, D("10.00"))
@@ -242,10 +237,10 @@ def test_refund_up_to_what_was_captured(store: Database, gateway: TestGateway, p
 
     with store.transaction() as s:
         payments.refund(s, placed, D("20.00"))
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentError), store.transaction() as s:
         payments.refund(s, placed, D("0.01"))
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
     assert balance(store, placed).refundable == ZERO
 
 
@@ -257,12 +252,12 @@ def test_void_the_open_authorization(store: Database, gateway: TestGateway, plac
     assert (bal.voided, bal.open_authorization) == (TOTAL, ZERO)
     assert gateway.calls[-1] == ("void", auth_reference(store, placed), TOTAL)
 
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentError), store.transaction() as s:
         payments.capture(s, placed, D("1.00"))
     with pytest.raises(ValidationError), store.transaction() as s:
         payments.void(s, placed)  # nothing open: the default amount is 0.00
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_partial_void_then_capture_the_rest(store: Database, gateway: TestGateway, placed: str) -> None:
@@ -289,10 +284,10 @@ def test_declined_capture_is_recorded_and_changes_no_balance(store: Database, ga
 
 
 def test_operations_on_unknown_orders_and_orders_without_payment(store: Database, gateway: TestGateway) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(UnknownOrder), store.transaction() as s:
         payments.capture(s, "SO-NOPE", D("1.00"))
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
     # A free order (100% off, picked up: total 0.00) needs no token and has no payment.
     with store.transaction() as s:
@@ -301,11 +296,11 @@ def test_operations_on_unknown_orders_and_orders_without_payment(store: Database
                                                shipping_method=None, payment_token=None))
         assert free.total == ZERO
         number = free.number
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(PaymentError) as caught, store.transaction() as s:
         payments.refund(s, number, D("1.00"))
     assert caught.value.details == {"order": number}
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_cancel_voids_the_open_authorization(store: Database, gateway: TestGateway, placed: str) -> None:
@@ -322,18 +317,18 @@ def test_idempotent_capture_returns_the_same_transaction(store: Database, gatewa
     with store.transaction() as s:
         first = payments.capture(s, placed, D("10.00"), idempotency_key="cap-1")
         first_id, first_ref = first.id, first.gateway_reference
-    before = row_counts(store)
+    before = table_row_counts(store)
     with store.transaction() as s:
         again = payments.capture(s, placed, D("10.00"), idempotency_key="cap-1")
         assert (again.id, again.gateway_reference, again.idempotency_key) == (first_id, first_ref, "cap-1")
-    assert row_counts(store) == before  # no new ledger row, event or key
+    assert table_row_counts(store) == before  # no new ledger row, event or key
     assert [c[0] for c in gateway.calls] == ["authorize", "capture"]  # the gateway was called once
     assert balance(store, placed).captured == D("10.00")
 
     with pytest.raises(IdempotencyConflict) as caught, store.transaction() as s:
         payments.capture(s, placed, D("11.00"), idempotency_key="cap-1")
     assert caught.value.details == {"scope": "payment.capture", "key": "cap-1"}
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
     # A new key is a new capture.
     with store.transaction() as s:
@@ -349,11 +344,11 @@ def test_idempotency_keys_are_scoped_per_operation(store: Database, gateway: Tes
 
 
 def test_idempotency_key_too_long(store: Database, gateway: TestGateway, placed: str) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(ValidationError) as caught, store.transaction() as s:
         payments.capture(s, placed, D("1.00"), idempotency_key="k" * 129)
     assert caught.value.errors == [{"field": "idempotency_key", "reason": "1-128 characters"}]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_idempotent_retry_with_the_same_amount_spelled_differently(store: Database, gateway: TestGateway, placed: str) -> None:
@@ -367,7 +362,7 @@ def test_idempotent_retry_with_the_same_amount_spelled_differently(store: Databa
 
 
 def test_rollback_after_placement_voids_the_authorization(store: Database, gateway: TestGateway) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(RuntimeError, match="crash after placement"), store.transaction() as s:
         order = orders.place_order(s, order_request())
         auth = s.scalar(select(PaymentTransaction.gateway_reference).join(Payment).where(Payment.order_id == order.id))
@@ -375,7 +370,7 @@ def test_rollback_after_placement_voids_the_authorization(store: Database, gatew
         assert gateway.calls == [("authorize", "tok_visa", TOTAL)]
         raise RuntimeError("crash after placement")
     assert gateway.calls == [("authorize", "tok_visa", TOTAL), ("void", auth, TOTAL)]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_failure_inside_placement_after_authorization_voids_it(store: Database, gateway: TestGateway, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -387,12 +382,12 @@ def test_failure_inside_placement_after_authorization_voids_it(store: Database, 
         return real_record_event(session, order, kind, **kw)
 
     monkeypatch.setattr(payments, "record_event", failing_record_event)
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(RuntimeError, match="audit store down"), store.transaction() as s:
         orders.place_order(s, order_request())
     assert [c[0] for c in gateway.calls] == ["authorize", "void"]
     assert gateway.calls[1][2] == TOTAL
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_committed_placement_is_not_voided(store: Database, gateway: TestGateway, placed: str) -> None:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from om_core.clock import frozen_at
@@ -25,8 +25,9 @@ from om_core.errors import (
     UnknownSupplier,
     ValidationError,
 )
-from om_core.models import Location, Product, PurchaseOrder, PurchaseOrderLine, Stock, StockMovement
+from om_core.models import Location, Product, Stock, StockMovement
 from om_core.services import catalog, purchasing
+from tests.om_core.helpers import fields, refused, table_row_counts
 from tests.om_core.store import build_store
 
 T0 = datetime(2031, 3, 14, 9, 30, tzinfo=UTC)
@@ -85,43 +86,11 @@ def po_receipts(db: Database, number: str) -> list[tuple[str, str, int, str | No
         return [tuple(r) for r in rows]
 
 
-def snapshot(db: Database) -> dict[str, Any]:
-    """Everything purchasing may write: POs, their lines, stock and the ledger."""
-    with db.read() as s:
-        return {
-            "pos": [tuple(r) for r in s.execute(
-                select(PurchaseOrder.id, PurchaseOrder.number, PurchaseOrder.status, PurchaseOrder.sent_at, PurchaseOrder.closed_at)
-                .order_by(PurchaseOrder.id)
-            )],
-            "lines": [tuple(r) for r in s.execute(
-                select(PurchaseOrderLine.id, PurchaseOrderLine.quantity_ordered, PurchaseOrderLine.quantity_received)
-                .order_by(PurchaseOrderLine.id)
-            )],
-            "stock": [tuple(r) for r in s.execute(select(Stock.id, Stock.on_hand).order_by(Stock.id))],
-            "movements": s.scalar(select(func.count()).select_from(StockMovement)),
-        }
-
-
-def refused(db: Database, error: type[Exception], write: Callable[[Session], object]) -> Any:
-    """Run `write` in a transaction, expect exactly `error`, and check that nothing was written."""
-    before = snapshot(db)
-    with pytest.raises(error) as info:
-        with db.transaction() as s:
-            write(s)
-    assert type(info.value) is error
-    assert snapshot(db) == before
-    return info.value
-
-
-def fields(err: ValidationError) -> list[str]:
-    return [e["field"] for e in err.errors]
-
-
 # --- creating and sending ------------------------------------------------------------------
 
 
 def test_create_makes_a_draft_with_catalog_costs_and_a_lead_time_eta(store: Database) -> None:
-    movements_before = snapshot(store)["movements"]
+    movements_before = table_row_counts(store)["stock_movements"]
     with frozen_at(T0):
         number = create_po(store, [{"sku": "TEE-S", "quantity": 10}, {"sku": "MUG", "quantity": 20, "unit_cost": "3.75"}], note="spring")
 
@@ -140,7 +109,7 @@ def test_create_makes_a_draft_with_catalog_costs_and_a_lead_time_eta(store: Data
         assert purchasing.po_value(po) == Decimal("155.00")  # 10 x 8.00 + 20 x 3.75
         assert purchasing.open_quantity(po) == {"TEE-S": 10, "MUG": 20}
     # ordering stock is not receiving it
-    assert snapshot(store)["movements"] == movements_before
+    assert table_row_counts(store)["stock_movements"] == movements_before
     assert on_hand(store, "TEE-S", "WH-EAST") == 10
 
 

@@ -11,21 +11,16 @@ from sqlalchemy import func, select
 
 from om_core.db import Database
 from om_core.errors import AlreadyExists, UnknownShippingMethod, ValidationError
-from om_core.models import Base, Location, Order, Payment, ShippingMethod, TaxRate
+from om_core.models import Location, Order, Payment, ShippingMethod, TaxRate
 from om_core.services import orders, payments, promotions, shipping, taxes
 from om_core.services.taxes import TaxTable, tax_on
+from tests.om_core.helpers import table_row_counts
 from tests.om_core.store import BOB, NY_ADDRESS, build_store, web_order
 
 D = Decimal
 ZERO = D("0.00")
 CA_ADDRESS = {"line1": "1 Market St", "city": "San Francisco", "region": "CA", "postal_code": "94105", "country": "US"}
 GB_ADDRESS = {"line1": "10 Downing St", "city": "London", "postal_code": "SW1A 2AA", "country": "GB"}
-
-
-def row_counts(db: Database) -> dict[str, int]:
-    """Rows per table, read in a fresh session: the 'nothing was written' check."""
-    with db.read() as s:
-        return {t.name: s.scalar(select(func.count()).select_from(t)) or 0 for t in Base.metadata.sorted_tables}
 
 
 @pytest.fixture
@@ -93,11 +88,11 @@ def test_set_tax_rate_updates_in_place(store: Database) -> None:
     ],
 )
 def test_bad_tax_rate_is_refused_and_nothing_written(store: Database, data: dict[str, Any], field: str) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(ValidationError) as caught, store.transaction() as s:
         taxes.set_tax_rate(s, data)
     assert [e["field"] for e in caught.value.errors] == [field]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_ny_destination_uses_the_region_rate(store: Database) -> None:
@@ -185,11 +180,11 @@ def test_inclusive_pricing_with_a_discount_and_a_zero_rated_line_placed_and_paid
 
 
 def test_carry_out_from_a_store_the_channel_does_not_sell_from(store: Database) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(ValidationError) as caught, store.transaction() as s:
         orders.place_order(s, pos_sale(("KETTLE", 1), location="ST-SF"))
     assert caught.value.errors == [{"field": "location", "reason": "not assigned to the channel"}]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 # --- shipping ---------------------------------------------------------------------------------
@@ -254,11 +249,11 @@ def test_overnight_is_refused_outside_the_us_and_nothing_written(store: Database
     with store.read() as s, pytest.raises(ValidationError) as quoted:
         orders.quote(s, request)
     assert quoted.value.errors == [{"field": "shipping_method", "reason": "not available for GB"}]
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(ValidationError) as placed, store.transaction() as s:
         orders.place_order(s, request)
     assert placed.value.errors == [{"field": "shipping_method", "reason": "not available for GB"}]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_standard_shipping_to_gb_has_no_us_tax(store: Database) -> None:
@@ -288,23 +283,23 @@ def test_pickup_is_free_and_taxed_at_the_store(store: Database) -> None:
 
 
 def test_pickup_where_the_store_offers_none(store: Database) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(ValidationError) as caught, store.transaction() as s:
         orders.place_order(s, web_order(("KETTLE", 1), delivery="pickup", pickup_location="ST-SF", shipping_method=None))
     assert caught.value.errors == [{"field": "pickup_location", "reason": "no in-store pickup"}]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 @pytest.mark.parametrize("method", ["teleport", "pickup"])
 def test_unknown_shipping_method_and_nothing_written(store: Database, method: str) -> None:
     with store.read() as s, pytest.raises(UnknownShippingMethod):
         orders.quote(s, web_order(("MUG", 1), shipping_method=method))
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(UnknownShippingMethod) as caught, store.transaction() as s:
         orders.place_order(s, web_order(("MUG", 1), shipping_method=method))
     assert caught.value.details == {"method": method}
     assert caught.value.code == "unknown_shipping_method"
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 def test_inactive_shipping_method_is_unknown(store: Database) -> None:
@@ -317,7 +312,7 @@ def test_inactive_shipping_method_is_unknown(store: Database) -> None:
 
 
 def test_shipping_method_admin_errors(store: Database) -> None:
-    before = row_counts(store)
+    before = table_row_counts(store)
     with pytest.raises(AlreadyExists), store.transaction() as s:
         shipping.create_shipping_method(s, {"code": "standard", "name": "Again", "service_level": "standard",
                                             "base_price": "1.00", "promised_days": 3})
@@ -325,7 +320,7 @@ def test_shipping_method_admin_errors(store: Database) -> None:
         shipping.create_shipping_method(s, {"code": "drone", "name": "Drone", "service_level": "teleport",
                                             "base_price": "-1", "promised_days": 99})
     assert sorted(e["field"] for e in caught.value.errors) == ["base_price", "promised_days", "service_level"]
-    assert row_counts(store) == before
+    assert table_row_counts(store) == before
 
 
 # --- the total always adds up ------------------------------------------------------------------
