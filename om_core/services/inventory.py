@@ -251,23 +251,29 @@ def reserve_stock(
 
 
 def release_reservations(
-    session: Session, line: OrderLine, quantity: int | None = None, *, actor: str | None = None, reason: str | None = None
+    session: Session, line: OrderLine, quantity: int | None = None, *, actor: str | None = None, reason: str | None = None,
+    location_id: int | None = None,
 ) -> int:
-    """Give back up to `quantity` (default: all) reserved units of a line, newest reservation first."""
-    return _close_reservations(session, line, quantity, "released", actor=actor, reason=reason)
+    """Give back up to `quantity` (default: all) reserved units of a line, newest reservation first
+    (only those at `location_id` when given)."""
+    return _close_reservations(session, line, quantity, "released", actor=actor, reason=reason, location_id=location_id)
 
 
-def fulfil_reservations(session: Session, line: OrderLine, quantity: int, *, actor: str | None = None) -> int:
+def fulfil_reservations(
+    session: Session, line: OrderLine, quantity: int, *, actor: str | None = None, location_id: int | None = None
+) -> int:
     """Units leave the building: reserved units become a sale (on hand and reserved both go down)."""
-    return _close_reservations(session, line, quantity, "fulfilled", actor=actor, reason=None)
+    return _close_reservations(session, line, quantity, "fulfilled", actor=actor, reason=None, location_id=location_id)
 
 
 def _close_reservations(
-    session: Session, line: OrderLine, quantity: int | None, status: str, *, actor: str | None, reason: str | None
+    session: Session, line: OrderLine, quantity: int | None, status: str, *, actor: str | None, reason: str | None,
+    location_id: int | None = None,
 ) -> int:
-    active = [r for r in session.scalars(
-        select(Reservation).where(Reservation.order_line_id == line.id, Reservation.status == "active").order_by(Reservation.id.desc())
-    )]
+    stmt = select(Reservation).where(Reservation.order_line_id == line.id, Reservation.status == "active")
+    if location_id is not None:
+        stmt = stmt.join(Stock, Stock.id == Reservation.stock_id).where(Stock.location_id == location_id)
+    active = list(session.scalars(stmt.order_by(Reservation.id.desc())))
     stocks = {s.id: s for s in lock_rows(session, select(Stock).where(Stock.id.in_({r.stock_id for r in active})).order_by(Stock.id))}
     remaining = sum(r.quantity for r in active) if quantity is None else quantity
     closed = 0

@@ -40,9 +40,11 @@ from om_core.models import (
     Product,
     PromotionRedemption,
     Reservation,
+    Shipment,
     ShippingMethod,
     Stock,
 )
+from om_core import geo
 from om_core.money import ZERO, to_money
 from om_core.services import idempotency, inventory, payments
 from om_core.services.catalog import products_by_sku
@@ -50,6 +52,7 @@ from om_core.services.customers import AddressIn, customer_with_address, normali
 from om_core.services.events import order_events, record_event
 from om_core.services.locations import channel_locations, get_channel, get_location
 from om_core.services.promotions import PricedLine, apply_promotions, eligible_promotions
+from om_core.services.routing import RoutePlan, Site, plan_route
 from om_core.services.shipping import CARRY_OUT, PICKUP, ShippingCharge, get_shipping_method, shipping_charge
 from om_core.services.taxes import TaxTable, tax_on
 from om_core.validation import MAX_LINE_QUANTITY, Amount, Code, Input, Quantity, parse
@@ -154,6 +157,8 @@ class Draft:
     coupon_codes: list[str]
     promotions: list[Any]
     stocks: dict[tuple[int, int], Stock]
+    routing_reason: str = ""
+    destination: tuple[float, float] | None = None
     subtotal: Decimal = ZERO
     discount_total: Decimal = ZERO
     shipping_tax: Decimal = ZERO
@@ -168,6 +173,7 @@ class Draft:
             "delivery": self.delivery,
             "shipping_method": self.shipping.method,
             "promised_delivery_days": self.shipping.promised_days,
+            "routing_reason": self.routing_reason,
             "lines": [
                 {
                     "line_no": d.line.key,
@@ -212,48 +218,53 @@ def _candidate_locations(session: Session, channel: Channel, req: OrderIn) -> tu
                 errors=[{"field": "location", "reason": "not assigned to the channel"}],
             )
         return [store], None
+    return shipping_locations(assigned, ship_from_store=req.ship_from_store), None
+
+
+def shipping_locations(assigned: list[Any], *, ship_from_store: bool) -> list[Any]:
+    """Of a channel's locations, those that can send a parcel: warehouses that ship, dropship
+    suppliers, and stores that ship from store when the customer allows it."""
     return [
         l for l in assigned
         if (l.kind == "warehouse" and l.can_ship)
         or l.kind == "dropship"
-        or (l.kind == "store" and l.can_ship_from_store and req.ship_from_store)
-    ], None
+        or (l.kind == "store" and l.can_ship_from_store and ship_from_store)
+    ]
 
 
-def plan_allocation(
-    demand: list[tuple[int, int]], candidates: list[int], available: dict[tuple[int, int], int]
-) -> tuple[dict[int, list[tuple[int, int]]], dict[int, int]]:
-    """Decide which location gives how many units of each product.
+def location_point(loc: Any) -> tuple[float, float] | None:
+    """Where a location is: its coordinates, else its postal code's."""
+    if loc.latitude is not None and loc.longitude is not None:
+        return (loc.latitude, loc.longitude)
+    return geo.coordinates(loc.postal_code, loc.country)
 
-    One location that can fill the whole order wins (one shipment); otherwise each line goes to the
-    first location that can fill it, and only then is a line split across locations in preference
-    order. Returns ({product: [(location, qty)]}, {product: short qty}).
-    """
-    for loc in candidates:
-        if all(available.get((pid, loc), 0) >= qty for pid, qty in demand):
-            return {pid: [(loc, qty)] for pid, qty in demand}, {}
-    left = dict(available)
-    plan: dict[int, list[tuple[int, int]]] = {}
-    short: dict[int, int] = {}
-    for pid, qty in demand:
-        whole = next((loc for loc in candidates if left.get((pid, loc), 0) >= qty), None)
-        if whole is not None:
-            plan[pid] = [(whole, qty)]
-            left[(pid, whole)] -= qty
-            continue
-        need, parts = qty, []
-        for loc in candidates:
-            take = min(need, left.get((pid, loc), 0))
-            if take > 0:
-                parts.append((loc, take))
-                left[(pid, loc)] -= take
-                need -= take
-            if need == 0:
-                break
-        plan[pid] = parts
-        if need:
-            short[pid] = need
-    return plan, short
+
+def routing_sites(candidates: list[Any], destination: tuple[float, float] | None) -> list[Site]:
+    """The candidate locations as routing sees them: preference order and distance to the customer."""
+    sites = []
+    for priority, loc in enumerate(candidates):
+        point = location_point(loc)
+        distance = geo.haversine_km(point, destination) if point and destination else None
+        sites.append(Site(location_id=loc.id, code=loc.code, kind=loc.kind, priority=priority, distance_km=distance))
+    return sites
+
+
+def dropship_sources(products: list[Any], candidates: list[Any]) -> dict[int, int]:
+    """Products whose supplier ships direct, mapped to that supplier's dropship location."""
+    by_supplier = {loc.supplier_id: loc.id for loc in candidates if loc.kind == "dropship" and loc.supplier_id}
+    return {p.id: by_supplier[p.supplier_id] for p in products if p.supplier_id in by_supplier}
+
+
+def plan_fulfilment(strategy: str, demand: list[tuple[int, int]], candidates: list[Any], destination: tuple[float, float] | None,
+                    available: dict[tuple[int, int], int], products: list[Any]) -> RoutePlan:
+    try:
+        return plan_route(
+            strategy, demand, routing_sites(candidates, destination), available,
+            weights={p.id: Decimal(p.weight_kg) for p in products}, dropship=dropship_sources(products, candidates),
+            skus={p.id: p.sku for p in products},
+        )
+    except ValueError as exc:
+        raise ValidationError(f"Cannot route: {exc}", errors=[{"field": "strategy", "reason": str(exc)}]) from None
 
 
 def _alternatives(session: Session, channel: Channel, product: Product, requested: int, candidate_ids: set[int]) -> dict[str, Any]:
@@ -308,6 +319,7 @@ def build_draft(
     lock_also: tuple[set[int], set[int]] = (set(), set()),
     before_allocation: Callable[[], None] | None = None,
     exclude_order: int | None = None,
+    free_shipping: bool = False,
 ) -> Draft:
     """Validate, allocate and price an order request. With `lock`, the stock and promotion rows read
     stay locked until the caller's transaction ends, so the draft can be written as is."""
@@ -342,7 +354,10 @@ def build_draft(
     available = {key: level.available for key, level in levels.items()}
     by_id = {l.id: l for l in candidates}
     demand = [(products[l.sku].id, l.quantity) for l in req.lines]
-    plan, short = plan_allocation(demand, [l.id for l in candidates], available)
+    destination = location_point(pickup or carry_out) if (pickup or carry_out) else geo.coordinates(
+        address.get("ship_postal_code"), address.get("ship_country"))
+    route = plan_fulfilment(channel.routing_strategy, demand, candidates, destination, available, list(products.values()))
+    plan, short = route.allocations, route.short
 
     backordered: dict[int, int] = {}
     shortages = []
@@ -385,6 +400,8 @@ def build_draft(
     if method is not None:
         weight = sum((Decimal(d.product.weight_kg) * d.line.quantity for d in lines), Decimal(0))
         charge = shipping_charge(method, merchandise=merchandise, weight_kg=weight, country=address["ship_country"])
+        if free_shipping:
+            charge = ShippingCharge(charge.method, charge.service_level, ZERO, charge.promised_days)
     else:
         charge = PICKUP if req.delivery == "pickup" else CARRY_OUT
     draft = Draft(
@@ -393,6 +410,7 @@ def build_draft(
         pickup_location=pickup, address=address, lines=lines,
         coupon_codes=sorted({c.strip().upper() for c in req.coupon_codes}), promotions=applied,
         stocks={(s.product_id, s.location_id): s for s in stock_rows},
+        routing_reason=route.reason, destination=destination,
     )
     draft.subtotal = sum((d.line.gross for d in lines), ZERO)
     draft.discount_total = sum((d.discount_total for d in lines), ZERO)
@@ -478,6 +496,8 @@ def _apply_totals(order: Order, draft: Draft) -> None:
     order.subtotal, order.discount_total = draft.subtotal, draft.discount_total
     order.shipping_total, order.tax_total, order.total = draft.shipping.amount, draft.tax_total, draft.total
     order.promised_delivery_days = draft.shipping.promised_days
+    order.routing_reason = draft.routing_reason
+    order.ship_latitude, order.ship_longitude = draft.destination or (None, None)
     order.delivery_method = draft.delivery
     order.shipping_method_id = draft.shipping_method_id
     order.pickup_location_id = draft.pickup_location.id if draft.pickup_location else None
@@ -495,6 +515,55 @@ def _insert_persistent(session: Session, order: Order) -> None:
     order.id = write_rows(session, _INSERT_ORDER, values).scalar_one()
     make_transient_to_detached(order)
     session.add(order)
+
+
+def _record_order(session: Session, req: OrderIn, draft: Draft, *, actor: str | None, event: str, **event_data: Any) -> Order:
+    """Write a priced, allocated draft as a new order with its lines, reservations and first event."""
+    now = utcnow()
+    order = Order(
+        number=_new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
+        status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False,
+        currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
+        ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
+        placed_at=now, updated_at=now,
+    )
+    _apply_totals(order, draft)
+    _insert_persistent(session, order)
+    _write_lines(session, order, draft, actor)
+    record_event(
+        session, order, event, actor=actor, channel=draft.channel.code, total=str(order.total), lines=len(draft.lines),
+        allocation={d.product.sku: [[loc.code, q] for loc, q in d.allocations] for d in draft.lines}, **event_data,
+    )
+    return order
+
+
+def place_replacement_order(
+    session: Session, original: Order, lines: list[LineIn | dict[str, Any]], *, reason: str, actor: str | None = None
+) -> Order:
+    """A no-charge order that sends replacement goods (an exchange), reserving stock like any order.
+
+    It ships the way the original did, to the same address, with every price and the shipping at zero.
+    """
+    wanted = [parse(LineIn, l) for l in lines]
+    address = None
+    if original.delivery_method == "ship":
+        address = {"name": original.ship_name, "line1": original.ship_line1, "line2": original.ship_line2, "city": original.ship_city,
+                   "region": original.ship_region, "postal_code": original.ship_postal_code, "country": original.ship_country}
+    method = session.get(ShippingMethod, original.shipping_method_id) if original.shipping_method_id else None
+    req = parse(OrderIn, {
+        "channel": original.channel.code, "customer_id": original.customer_id, "email": original.email,
+        "lines": [l.model_dump(exclude_none=True) for l in wanted],
+        "delivery": original.delivery_method,
+        "shipping_method": method.code if method else None,
+        "pickup_location": session.get_one(Location, original.pickup_location_id).code if original.pickup_location_id else None,
+        "location": channel_locations(session, original.channel)[0].code if original.delivery_method == "carry_out" else None,
+        "ship_from_store": original.ship_from_store_allowed, "shipping_address": address,
+    })
+    draft = build_draft(session, req, lock=True, unit_prices={l.sku: ZERO for l in wanted}, free_shipping=True)
+    order = _record_order(session, req, draft, actor=actor, event="replacement_order_placed", replaces=original.number, reason=reason)
+    if order.delivery_method == "carry_out":  # exchanged over the counter
+        fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
+    return order
 
 
 def place_order(
@@ -518,21 +587,7 @@ def place_order(
     draft = build_draft(session, req, lock=True)
     if draft.total > 0 and req.payment_token is None:
         raise ValidationError("A payment token is required for an order with a total above zero", errors=[{"field": "payment_token", "reason": "required"}])
-    now = utcnow()
-    order = Order(
-        number=_new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
-        status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False, currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
-        ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
-        placed_at=now, updated_at=now,
-    )
-    _apply_totals(order, draft)
-    _insert_persistent(session, order)
-    _write_lines(session, order, draft, actor)
-    record_event(
-        session, order, "order_placed", actor=actor, channel=draft.channel.code,
-        total=str(order.total), lines=len(draft.lines),
-        allocation={d.product.sku: [[loc.code, q] for loc, q in d.allocations] for d in draft.lines},
-    )
+    order = _record_order(session, req, draft, actor=actor, event="order_placed")
     if req.payment_token is not None:
         payments.authorize(session, order, order.total, token=req.payment_token, gateway=req.gateway, actor=actor)
     if req.delivery == "carry_out":
@@ -555,7 +610,7 @@ MANUAL_TRANSITIONS: dict[str, set[str]] = {
 
 
 def derive_status(order: Order) -> str:
-    """The order's status follows from its lines: what is still wanted, sent and sent back."""
+    """The order's status follows from its lines: what is still wanted, sent, delivered and sent back."""
     active = sum(l.quantity - l.quantity_cancelled for l in order.lines)
     if active == 0:
         return "cancelled"
@@ -568,7 +623,7 @@ def derive_status(order: Order) -> str:
     if fulfilled < active:
         return "partially_fulfilled"
     if returned == 0:
-        return "fulfilled"
+        return "delivered" if sum(l.quantity_delivered for l in order.lines) >= active else "fulfilled"
     return "returned" if returned == fulfilled else "partially_returned"
 
 
@@ -767,12 +822,59 @@ def _order_candidates(session: Session, order: Order) -> list[Any]:
     """The locations an existing order may still draw stock from, in its channel's preference order."""
     if order.delivery_method == "pickup" and order.pickup_location_id:
         return [session.get_one(Location, order.pickup_location_id)]
-    assigned = channel_locations(session, order.channel)
-    return [
-        l for l in assigned
-        if (l.kind == "warehouse" and l.can_ship) or l.kind == "dropship"
-        or (l.kind == "store" and l.can_ship_from_store and order.ship_from_store_allowed)
-    ]
+    return shipping_locations(channel_locations(session, order.channel), ship_from_store=order.ship_from_store_allowed)
+
+
+def route_order(session: Session, number: str, *, strategy: str | None = None, actor: str | None = None) -> Order:
+    """Choose again where an order's reserved units come from, and move the reservations atomically.
+
+    Used when a location cannot fulfil after all (a count found less, a store closed early) or to
+    apply another strategy. Units already in a shipment stay where they are; if the order can no
+    longer be filled, nothing changes and the shortage is reported.
+    """
+    order = get_order(session, number, lock=True)
+    if order.hold or order.status not in ("placed", "backordered", "partially_fulfilled"):
+        raise InvalidTransition(f"Order {number} is {order.status}; it cannot be routed", order=number, status=order.status)
+    if session.scalar(select(Shipment.id).where(Shipment.order_id == order.id, Shipment.status.in_(("pending", "packed", "ready_for_pickup")))):
+        raise InvalidTransition(f"Order {number} has shipments being prepared; ship or cancel them before re-routing", order=number)
+    demand_by_product: dict[int, int] = {}
+    for line in order.lines:
+        reserved = sum(r.quantity for r in line.reservations if r.status == "active")
+        if reserved:
+            demand_by_product[line.product_id] = demand_by_product.get(line.product_id, 0) + reserved
+    if not demand_by_product:
+        raise InvalidTransition(f"Order {number} has no reserved units to route", order=number)
+    channel = order.channel
+    candidates = _order_candidates(session, order)
+    held_products, held_locations = _active_reservation_stock(session, order)
+    stocks = {(s.product_id, s.location_id): s for s in inventory.stock_rows(
+        session, set(demand_by_product) | held_products, {l.id for l in candidates} | held_locations, lock=True)}
+    lines_by_product = {l.product_id: l for l in order.lines}
+    for line in order.lines:
+        inventory.release_reservations(session, line, actor=actor, reason="re-routed")
+    levels = inventory.stock_levels(session, list(stocks.values()))
+    available = {key: level.available for key, level in levels.items()}
+    products = list(session.execute(select(Product.__table__).where(Product.id.in_(demand_by_product))).all())
+    destination = (order.ship_latitude, order.ship_longitude) if order.ship_latitude is not None else None
+    if order.delivery_method == "pickup" and candidates:
+        destination = location_point(candidates[0])
+    route = plan_fulfilment(strategy or channel.routing_strategy, sorted(demand_by_product.items()), candidates, destination, available, products)
+    if route.short:
+        by_id = {p.id: p for p in products}
+        raise InsufficientStock([
+            {"sku": by_id[pid].sku, "requested": demand_by_product[pid], "available": demand_by_product[pid] - missing,
+             "alternatives": _alternatives(session, channel, by_id[pid], demand_by_product[pid], {l.id for l in candidates})}
+            for pid, missing in sorted(route.short.items())
+        ])
+    allocations = [(lines_by_product[pid].id, stocks[(pid, loc)], qty) for pid, parts in route.allocations.items() for loc, qty in parts]
+    inventory.reserve_stock(session, allocations, reference=f"order:{order.number}", actor=actor)
+    order.routing_reason, order.updated_at = route.reason, utcnow()
+    codes = {l.id: l.code for l in candidates}
+    record_event(session, order, "order_routed", actor=actor, strategy=strategy or channel.routing_strategy, reason=route.reason,
+                 allocation={lines_by_product[pid].sku: [[codes.get(loc, str(loc)), q] for loc, q in parts] for pid, parts in route.allocations.items()})
+    session.expire(order, ["lines"])
+    session.flush()
+    return order
 
 
 def fill_backorders(

@@ -22,7 +22,6 @@ from om_core.errors import (
 )
 from om_core.models import Order, OrderEvent, Reservation, StockMovement
 from om_core.services import inventory, orders, payments
-from om_core.services.orders import plan_allocation
 from tests.om_core.helpers import available, row_counts
 from tests.om_core.store import BOB, NY_ADDRESS, build_store, web_order
 
@@ -71,19 +70,6 @@ def test_quote_below_free_shipping_threshold_charges_standard_rate(store):
 
 
 # --- allocation -----------------------------------------------------------------------------
-
-
-def test_plan_prefers_one_location_that_fills_everything():
-    # product 1 is at both, product 2 only at location 20: one shipment from 20 beats the first-priority 10
-    plan, short = plan_allocation([(1, 2), (2, 1)], [10, 20], {(1, 10): 5, (1, 20): 5, (2, 20): 1})
-    assert plan == {1: [(20, 2)], 2: [(20, 1)]} and short == {}
-
-
-def test_plan_splits_a_line_only_when_no_location_can_fill_it():
-    plan, short = plan_allocation([(1, 7)], [10, 20], {(1, 10): 4, (1, 20): 5})
-    assert plan == {1: [(10, 4), (20, 3)]} and short == {}
-    plan, short = plan_allocation([(1, 12)], [10, 20], {(1, 10): 4, (1, 20): 5})
-    assert short == {1: 3}
 
 
 def test_order_split_across_warehouses_when_needed(store):
@@ -557,3 +543,52 @@ def test_fill_backorders_skips_orders_on_hold(store):
     with store.transaction() as s:
         assert orders.fill_backorders(s, sku="PREORDER") == {number: 1}
     assert view(store, number)["status"] == "placed"
+
+
+# --- routing --------------------------------------------------------------------------------------
+
+
+def test_placement_routes_to_the_nearest_location_and_records_why(store):
+    # Bob lives in San Francisco (94105): TEE-M is at WH-EAST (NJ) and WH-WEST (CA); the nearest wins
+    number = place(store, {**web_order(("TEE-M", 2)), "customer_id": BOB})
+    order = view(store, number)
+    assert order["lines"][0]["reservations"] == [{"location": "WH-WEST", "quantity": 2, "status": "active"}]
+    with store.read() as s:
+        reason = orders.get_order(s, number).routing_reason
+    assert "WH-WEST" in reason and "km" in reason
+
+
+def test_route_order_moves_reservations_when_a_location_comes_up_short(store):
+    number = place(store, {**web_order(("TEE-M", 2)), "customer_id": BOB})
+    # a count at WH-WEST finds only 1 of the 5: the order's 2 no longer fit there
+    with store.transaction() as s:
+        inventory.adjust_stock(s, {"sku": "TEE-M", "location": "WH-WEST", "counted": 1, "reason": "count"})
+    with store.transaction() as s:
+        order = orders.route_order(s, number, actor="ops")
+        assert "WH-EAST" in order.routing_reason
+    order = view(store, number)
+    active = [r for r in order["lines"][0]["reservations"] if r["status"] == "active"]
+    assert active == [{"location": "WH-EAST", "quantity": 2, "status": "active"}]
+    assert order["events"][-1]["kind"] == "order_routed"
+    with store.read() as s:
+        assert inventory.verify_ledger(s) == []
+
+
+def test_route_order_that_cannot_be_filled_changes_nothing(store):
+    number = place(store, web_order(("TEE-L", 3)))
+    with store.transaction() as s:
+        inventory.adjust_stock(s, {"sku": "TEE-L", "location": "WH-WEST", "counted": 1, "reason": "count"})
+    before = row_counts(store)
+    with pytest.raises(InsufficientStock), store.transaction() as s:
+        orders.route_order(s, number)
+    assert row_counts(store) == before
+
+
+def test_route_with_an_explicit_strategy_and_an_unknown_one(store):
+    number = place(store, web_order(("MUG", 1)))
+    with store.transaction() as s:
+        assert orders.route_order(s, number, strategy="fewest_shipments").routing_reason.startswith("fewest shipments")
+    before = row_counts(store)
+    with pytest.raises(ValidationError), store.transaction() as s:
+        orders.route_order(s, number, strategy="cheapest_guess")
+    assert row_counts(store) == before
