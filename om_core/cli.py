@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from om_core import __version__
 from om_core.config import get_settings
 from om_core.db import Database
 from om_core.errors import StoreOMError
+from om_core.models import Shipment
 
 
 def _json_default(value: Any) -> Any:
@@ -679,6 +681,273 @@ def po_show(session: Session, number: str) -> dict[str, Any]:
     from om_core.services.purchasing import get_purchase_order
 
     return _po_view(get_purchase_order(session, number))
+
+
+# --- fulfilment -------------------------------------------------------------------------------
+
+
+@order.command("route")
+@click.argument("number")
+@click.option("--strategy", type=click.Choice(["nearest_with_stock", "fewest_shipments", "lowest_cost"]), help="Default: the channel's.")
+@click.option("--actor", default="cli")
+@in_transaction
+def order_route(session: Session, number: str, strategy: str | None, actor: str) -> dict[str, Any]:
+    """Choose (again) the locations that fulfil an order and move its reservations there."""
+    from om_core.services.orders import order_view, route_order
+
+    order = route_order(session, number, strategy=strategy, actor=actor)
+    return {"routing_reason": order.routing_reason, **order_view(session, order)}
+
+
+@main.group()
+def shipment() -> None:
+    """Shipments: create, pack, ship, track, deliver; in-store pickup."""
+
+
+@shipment.command("create")
+@click.argument("order_number")
+@click.option("--actor", default="cli")
+@in_transaction
+def shipment_create(session: Session, order_number: str, actor: str) -> list[dict[str, Any]]:
+    """One shipment per location for the order's reserved units."""
+    from om_core.services import fulfilment
+
+    return [fulfilment.shipment_view(session, s) for s in fulfilment.create_shipments(session, order_number, actor=actor)]
+
+
+@main.command("picklist")
+@click.argument("location_code")
+@in_transaction
+def picklist(session: Session, location_code: str) -> dict[str, Any]:
+    """What to pick at a location: totals per SKU and lines per shipment."""
+    from om_core.services.fulfilment import pick_list
+
+    return pick_list(session, location_code)
+
+
+@shipment.command("pack")
+@click.argument("number")
+@click.option("--package", "packages", multiple=True, metavar="KG[:LxWxH]", help="One per box (cm); default: one box of the goods' weight.")
+@click.option("--actor", default="cli")
+@in_transaction
+def shipment_pack(session: Session, number: str, packages: tuple[str, ...], actor: str) -> dict[str, Any]:
+    from om_core.services import fulfilment
+
+    parsed = []
+    for spec in packages:
+        weight, _, dims = spec.partition(":")
+        box: dict[str, Any] = {"weight_kg": weight}
+        if dims:
+            parts = dims.lower().split("x")
+            if len(parts) != 3:
+                raise click.BadParameter(f"--package takes KG or KG:LxWxH, got {spec!r}")
+            box |= dict(zip(("length_cm", "width_cm", "height_cm"), parts, strict=True))
+        parsed.append(box)
+    return fulfilment.shipment_view(session, fulfilment.pack_shipment(session, number, parsed or None, actor=actor))
+
+
+@shipment.command("ship")
+@click.argument("number")
+@click.option("--carrier")
+@click.option("--tracking-number")
+@click.option("--actor", default="cli")
+@in_transaction
+def shipment_ship(session: Session, number: str, carrier: str | None, tracking_number: str | None, actor: str) -> dict[str, Any]:
+    """Dispatch: prints the label path and the tracking number."""
+    from om_core.services import fulfilment
+
+    s = fulfilment.dispatch_shipment(session, number, carrier=carrier, tracking_number=tracking_number, actor=actor)
+    return {"label_path": s.label_path, "tracking_number": s.tracking_number, **fulfilment.shipment_view(session, s)}
+
+
+@shipment.command("track")
+@click.argument("tracking_number")
+@click.option("--event", "kind", type=click.Choice(["label_created", "picked_up", "in_transit", "out_for_delivery", "delivered", "exception"]), required=True)
+@click.option("--id", "carrier_event_id", required=True, help="The carrier's event id (makes ingestion idempotent).")
+@click.option("--at", "at", help="ISO timestamp with time zone (default: now).")
+@click.option("--location")
+@click.option("--description")
+@click.option("--estimated-delivery", help="ISO timestamp with time zone.")
+@in_transaction
+def shipment_track(session: Session, tracking_number: str, kind: str, carrier_event_id: str, at: str | None, **opts: Any) -> dict[str, Any]:
+    """Record a carrier tracking event."""
+    from om_core.clock import utcnow
+    from om_core.services import fulfilment
+
+    data = {"tracking_number": tracking_number, "kind": kind, "carrier_event_id": carrier_event_id, "at": at or utcnow().isoformat(),
+            **{k: v for k, v in opts.items() if v is not None}}
+    fulfilment.record_tracking_event(session, data)
+    s = session.scalar(select(Shipment).where(Shipment.tracking_number == tracking_number))
+    return fulfilment.shipment_view(session, s)
+
+
+@shipment.command("deliver")
+@click.argument("number")
+@click.option("--actor", default="cli")
+@in_transaction
+def shipment_deliver(session: Session, number: str, actor: str) -> dict[str, Any]:
+    from om_core.services import fulfilment
+
+    return fulfilment.shipment_view(session, fulfilment.mark_delivered(session, number, actor=actor))
+
+
+@shipment.command("ready")
+@click.argument("number")
+@click.option("--actor", default="cli")
+@in_transaction
+def shipment_ready(session: Session, number: str, actor: str) -> dict[str, Any]:
+    """An in-store pickup is ready at the counter (the customer is told)."""
+    from om_core.services import fulfilment
+
+    return fulfilment.shipment_view(session, fulfilment.mark_ready_for_pickup(session, number, actor=actor))
+
+
+@shipment.command("collect")
+@click.argument("number")
+@click.option("--actor", default="cli")
+@in_transaction
+def shipment_collect(session: Session, number: str, actor: str) -> dict[str, Any]:
+    from om_core.services import fulfilment
+
+    return fulfilment.shipment_view(session, fulfilment.collect_pickup(session, number, actor=actor))
+
+
+@shipment.command("show")
+@click.argument("number")
+@in_transaction
+def shipment_show(session: Session, number: str) -> dict[str, Any]:
+    from om_core.services import fulfilment
+
+    return fulfilment.shipment_view(session, fulfilment.get_shipment(session, number))
+
+
+@shipment.command("delays")
+@in_transaction
+def shipment_delays(session: Session) -> dict[str, Any]:
+    """Flag parcels past their promise and tell their customers."""
+    from om_core.services import fulfilment
+
+    return {"delayed": fulfilment.detect_delays(session)}
+
+
+@shipment.command("expire-pickups")
+@in_transaction
+def shipment_expire_pickups(session: Session) -> dict[str, Any]:
+    """Release uncollected pickups past their hold."""
+    from om_core.services import fulfilment
+
+    return {"expired": fulfilment.expire_pickups(session)}
+
+
+@main.group("return")
+def return_() -> None:
+    """Returns and exchanges."""
+
+
+@return_.command("open")
+@click.argument("order_number")
+@click.option("--line", "lines", multiple=True, required=True, metavar="LINE_NO:QTY")
+@click.option("--reason", required=True, type=click.Choice(["damaged", "defective", "wrong_item", "not_as_described", "late_delivery", "size_fit", "no_longer_needed", "other"]))
+@click.option("--note")
+@click.option("--actor", default="cli")
+@in_transaction
+def return_open(session: Session, order_number: str, lines: tuple[str, ...], reason: str, note: str | None, actor: str) -> dict[str, Any]:
+    from om_core.services import returns
+
+    parsed = [{"line_no": int(k), "quantity": q} for k, q in (parse_pair(spec, numeric_key=True) for spec in lines)]
+    rma = returns.open_return(session, order_number, {"reason_code": reason, "lines": parsed, "note": note}, actor=actor)
+    return returns.return_view(session, rma)
+
+
+@return_.command("receive")
+@click.argument("number")
+@click.option("--location", "location_code", required=True)
+@click.option("--condition", "conditions", multiple=True, metavar="LINE_NO:CONDITION", help="resellable (default), damaged or wrong_item.")
+@click.option("--actor", default="cli")
+@in_transaction
+def return_receive(session: Session, number: str, location_code: str, conditions: tuple[str, ...], actor: str) -> dict[str, Any]:
+    from om_core.services import returns
+
+    inspections = []
+    for spec in conditions:
+        line_no, _, condition = spec.partition(":")
+        if not line_no.isdecimal() or not condition:
+            raise click.BadParameter(f"--condition takes LINE_NO:CONDITION, got {spec!r}")
+        inspections.append({"line_no": int(line_no), "condition": condition})
+    return returns.return_view(session, returns.receive_return(session, number, location_code, inspections, actor=actor))
+
+
+@return_.command("refund")
+@click.argument("number")
+@click.option("--restocking-fee", default="0", show_default=True, help="Fraction of the goods' value kept, e.g. 0.10.")
+@click.option("--idempotency-key")
+@click.option("--actor", default="cli")
+@in_transaction
+def return_refund(session: Session, number: str, restocking_fee: str, idempotency_key: str | None, actor: str) -> dict[str, Any]:
+    from om_core.services import returns
+
+    try:
+        rate = Decimal(restocking_fee)
+    except ArithmeticError:
+        raise click.BadParameter(f"--restocking-fee takes a number, got {restocking_fee!r}") from None
+    rma = returns.refund_return(session, number, restocking_fee_rate=rate, idempotency_key=idempotency_key, actor=actor)
+    return returns.return_view(session, rma)
+
+
+@return_.command("exchange")
+@click.argument("number")
+@click.option("--line", "lines", multiple=True, required=True, metavar="SKU:QTY")
+@click.option("--actor", default="cli")
+@in_transaction
+def return_exchange(session: Session, number: str, lines: tuple[str, ...], actor: str) -> dict[str, Any]:
+    """A no-charge replacement order for a return."""
+    from om_core.services import returns
+    from om_core.services.orders import order_view
+
+    return order_view(session, returns.create_exchange(session, number, sku_lines(lines), actor=actor))
+
+
+@return_.command("show")
+@click.argument("number")
+@in_transaction
+def return_show(session: Session, number: str) -> dict[str, Any]:
+    from om_core.services import returns
+
+    return returns.return_view(session, returns.get_return(session, number))
+
+
+@main.command("feedback")
+@click.argument("order_number")
+@click.option("--rating", type=int, required=True)
+@click.option("--recommend", "would_recommend", type=int, help="0-10")
+@click.option("--comment")
+@click.option("--tag", "tags", multiple=True)
+@in_transaction
+def feedback(session: Session, order_number: str, rating: int, would_recommend: int | None, comment: str | None, tags: tuple[str, ...]) -> dict[str, Any]:
+    """Record a customer's feedback on a delivered order."""
+    from om_core.services.feedback import record_feedback
+
+    f = record_feedback(session, order_number, {"rating": rating, "would_recommend": would_recommend, "comment": comment, "tags": list(tags)})
+    return model_dict(f, "id", "rating", "would_recommend", "comment", "tags", "created_at")
+
+
+@main.group()
+def outbox() -> None:
+    """Customer messages waiting to be sent."""
+
+
+@outbox.command("dispatch")
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
+def outbox_dispatch(limit: int) -> None:
+    """Send due messages (SMTP when STOREOM_SMTP_HOST is set, else .eml files in STOREOM_HOME/outbox)."""
+    from om_core.services.notifications import dispatch
+
+    db = database()
+    try:
+        report = dispatch(db, limit=limit)
+    finally:
+        db.dispose()
+    emit({"sent": report.sent, "failed": report.failed, "dead": report.dead})
 
 
 # --- demo -------------------------------------------------------------------------------------

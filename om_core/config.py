@@ -12,6 +12,7 @@ class Settings:
     home: Path
     database_url: str
     currency: str
+    public_url: str
 
     @property
     def warehouse_dir(self) -> Path:
@@ -27,7 +28,11 @@ class Settings:
 
 
 def get_settings() -> Settings:
-    """One home folder (`STOREOM_HOME`, default ./var) holds all state; the database can live elsewhere."""
+    """One home folder (`STOREOM_HOME`, default ./var) holds all state; the database can live elsewhere.
+    `STOREOM_PUBLIC_URL` is where customers reach the shop's pages (links in messages)."""
     home = Path(os.environ.get("STOREOM_HOME", "./var")).resolve()
     url = os.environ.get("STOREOM_DATABASE_URL") or f"sqlite:///{home / 'storeom.db'}"
-    return Settings(home=home, database_url=url, currency=os.environ.get("STOREOM_CURRENCY", "USD"))
+    return Settings(
+        home=home, database_url=url, currency=os.environ.get("STOREOM_CURRENCY", "USD"),
+        public_url=os.environ.get("STOREOM_PUBLIC_URL", "http://localhost:8000").rstrip("/"),
+    )

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
@@ -35,6 +35,7 @@ from om_core.models import (
     LineDiscount,
     Location,
     Order,
+    OrderEvent,
     OrderLine,
     Payment,
     Product,
@@ -46,7 +47,7 @@ from om_core.models import (
 )
 from om_core import geo
 from om_core.money import ZERO, to_money
-from om_core.services import idempotency, inventory, payments
+from om_core.services import idempotency, inventory, notifications, payments
 from om_core.services.catalog import products_by_sku
 from om_core.services.customers import AddressIn, customer_with_address, normalize_email
 from om_core.services.events import order_events, record_event
@@ -517,6 +518,10 @@ def _insert_persistent(session: Session, order: Order) -> None:
     session.add(order)
 
 
+def _event_count(session: Session, order: Order) -> int:
+    return session.scalar(select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == order.id)) or 0
+
+
 def _record_order(session: Session, req: OrderIn, draft: Draft, *, actor: str | None, event: str, **event_data: Any) -> Order:
     """Write a priced, allocated draft as a new order with its lines, reservations and first event."""
     now = utcnow()
@@ -594,6 +599,7 @@ def place_order(
         fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
         if order.total > 0:
             payments.capture(session, order.number, actor=actor)
+    notifications.notify_order(session, order, "order_confirmed")
     idempotency.remember(session, "order.place", idempotency_key, digest, {"order_number": order.number})
     session.flush()
     return order
@@ -690,6 +696,7 @@ def cancel_order(session: Session, number: str, *, reason: str, actor: str | Non
     order.hold = False
     order.status, order.updated_at = derive_status(order), utcnow()
     record_event(session, order, "order_cancelled", actor=actor, reason=reason)
+    notifications.notify_order(session, order, "order_cancelled", reason=reason)
     session.flush()
     return order
 
@@ -789,6 +796,7 @@ def modify_order(
         session, order, "order_modified", actor=actor, channel=channel.code, before=before,
         after={"total": str(order.total), "lines": {l.sku: l.quantity - l.quantity_cancelled for l in order.lines}},
     )
+    notifications.notify_order(session, order, "order_modified", dedupe_suffix=str(_event_count(session, order)))
     idempotency.remember(session, "order.modify", idempotency_key, digest, {"order_number": order.number})
     session.flush()
     return order

@@ -28,7 +28,7 @@ SMALL = {"order_count": 60, "days": 20}
 
 
 def settings_for(home: Path) -> Settings:
-    return Settings(home=home, database_url=f"sqlite:///{home / 'storeom.db'}", currency="USD")
+    return Settings(home=home, database_url=f"sqlite:///{home / 'storeom.db'}", currency="USD", public_url="http://localhost:8000")
 
 
 def counts(summary: dict[str, Any]) -> dict[str, Any]:
