@@ -8,7 +8,7 @@ import importlib
 
 from bench.common import print_table, write_results
 
-BENCHMARKS = ["bench_orders"]
+BENCHMARKS = ["bench_orders", "bench_routing", "bench_outbox"]
 
 
 def main() -> None:

@@ -686,8 +686,8 @@ def cancel_order(session: Session, number: str, *, reason: str, actor: str | Non
     _require(order, "cancel")
     products, locations = _active_reservation_stock(session, order)
     inventory.lock_stock(session, products, locations)
+    inventory.release_all(session, [l.id for l in order.lines], reference=f"order:{order.number}", reason=f"order cancelled: {reason}", actor=actor)
     for line in order.lines:
-        inventory.release_reservations(session, line, actor=actor, reason=f"order cancelled: {reason}")
         line.quantity_cancelled, line.quantity_backordered = line.quantity, 0
     _void_redemptions(session, order)
     payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
@@ -761,8 +761,7 @@ def modify_order(
     before = {"total": str(order.total), "lines": {l.sku: l.quantity - l.quantity_cancelled for l in order.lines}}
 
     def release_own_stock() -> None:
-        for line in order.lines:
-            inventory.release_reservations(session, line, actor=actor, reason="order modified")
+        inventory.release_all(session, [l.id for l in order.lines], reference=f"order:{order.number}", reason="order modified", actor=actor)
         _void_redemptions(session, order)
         session.flush()
 
@@ -858,8 +857,7 @@ def route_order(session: Session, number: str, *, strategy: str | None = None, a
     stocks = {(s.product_id, s.location_id): s for s in inventory.stock_rows(
         session, set(demand_by_product) | held_products, {l.id for l in candidates} | held_locations, lock=True)}
     lines_by_product = {l.product_id: l for l in order.lines}
-    for line in order.lines:
-        inventory.release_reservations(session, line, actor=actor, reason="re-routed")
+    inventory.release_all(session, [l.id for l in order.lines], reference=f"order:{order.number}", reason="re-routed", actor=actor)
     levels = inventory.stock_levels(session, list(stocks.values()))
     available = {key: level.available for key, level in levels.items()}
     products = list(session.execute(select(Product.__table__).where(Product.id.in_(demand_by_product))).all())
