@@ -38,7 +38,6 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import bindparam, insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
@@ -239,8 +238,9 @@ def enqueue(
 
     Returns None, writing nothing, when there is no recipient (e.g. an anonymous till sale) or when a
     marketing kind lacks explicit consent. Transactional kinds ignore `marketing_consent` entirely.
-    A `dedupe_key` already in the outbox returns that message and writes nothing, also when a
-    concurrent transaction inserts the same key first (the insert runs in a savepoint).
+    A `dedupe_key` already in the outbox returns that message and writes nothing. Two transactions
+    cannot race on one key: the business event behind a key is written under a lock on its order or
+    shipment; should one ever slip through, the unique key fails that transaction rather than send twice.
     `marketing=True` is only valid for a marketing kind (a kind is marketing by definition).
     """
     _check_kind(kind)
@@ -265,16 +265,7 @@ def enqueue(
         "order_id": order_id, "customer_id": customer_id, "marketing": is_marketing, "status": "pending", "attempts": 0,
         "next_attempt_at": now, "last_error": None, "created_at": now, "sent_at": None,
     }
-    conn = session.connection()
-    try:
-        with conn.begin_nested():  # a savepoint: a unique violation must not abort the caller's transaction
-            values["id"] = conn.execute(_INSERT, values).scalar_one()
-    except IntegrityError:
-        # Someone committed the same key between our look-up and the insert: theirs is the message.
-        found = _existing(session, dedupe_key)
-        if found is None:
-            raise
-        return found
+    values["id"] = session.connection().execute(_INSERT, values).scalar_one()
     # One Core INSERT, then adopt the row into the session as persistent (cheaper than a unit-of-work
     # flush on the order-placement hot path).
     message = OutboxMessage(**values)
@@ -283,13 +274,17 @@ def enqueue(
     return message
 
 
-def order_context(session: Session, order: Order, kind: str = "") -> dict[str, Any]:
-    """What every order message can show: number, first name, lines, totals (strings), currency."""
-    customer = session.get(Customer, order.customer_id) if order.customer_id else None
+def order_context(session: Session, order: Order, kind: str = "", *, customer: Any = None, lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What every order message can show: number, first name, lines, totals (strings), currency.
+    Pass `customer` and `lines` when they are at hand (order placement) to save reading them again."""
+    if customer is None and order.customer_id:
+        customer = session.get(Customer, order.customer_id)
     first_name = customer.first_name if customer and customer.first_name else None
     if first_name is None and order.ship_name:
         first_name = order.ship_name.split()[0]
-    if kind == "order_cancelled":
+    if lines is not None:
+        pass
+    elif kind == "order_cancelled":
         lines = [{"sku": l.sku, "name": l.name, "quantity": l.quantity} for l in order.lines]
     else:
         lines = [
@@ -318,7 +313,10 @@ def order_context(session: Session, order: Order, kind: str = "") -> dict[str, A
     return context
 
 
-def notify_order(session: Session, order: Order, kind: str, *, dedupe_suffix: str = "", **extra: Any) -> OutboxMessage | None:
+def notify_order(
+    session: Session, order: Order, kind: str, *, dedupe_suffix: str = "", customer: Any = None,
+    lines: list[dict[str, Any]] | None = None, **extra: Any,
+) -> OutboxMessage | None:
     """Enqueue `kind` about `order` to the order's email (or its customer's).
 
     The context is `order_context(...)` overlaid with `extra` (tracking_number, tracking_url, carrier,
@@ -326,9 +324,10 @@ def notify_order(session: Session, order: Order, kind: str, *, dedupe_suffix: st
     `kind:number[:suffix]`: one message per event, e.g. `dedupe_suffix=shipment.number` for each parcel.
     """
     _check_kind(kind)
-    customer = session.get(Customer, order.customer_id) if order.customer_id else None
+    if customer is None and order.customer_id:
+        customer = session.get(Customer, order.customer_id)
     recipient = order.email or (customer.email if customer else None)
-    context = {**order_context(session, order, kind), **extra}
+    context = {**order_context(session, order, kind, customer=customer, lines=lines), **extra}
     dedupe_key = f"{kind}:{order.number}" + (f":{dedupe_suffix}" if dedupe_suffix else "")
     return enqueue(
         session, kind, recipient=recipient, context=context, dedupe_key=dedupe_key, order_id=order.id,

@@ -599,7 +599,8 @@ def place_order(
         fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
         if order.total > 0:
             payments.capture(session, order.number, actor=actor)
-    notifications.notify_order(session, order, "order_confirmed")
+    notifications.notify_order(session, order, "order_confirmed", customer=draft.customer,
+                               lines=[{"sku": d.product.sku, "name": d.product.name, "quantity": d.line.quantity} for d in draft.lines])
     idempotency.remember(session, "order.place", idempotency_key, digest, {"order_number": order.number})
     session.flush()
     return order

@@ -295,21 +295,13 @@ def test_notify_order_dedupes_per_event_and_suffix(store):
         f"order_confirmed:{number}", f"shipped:{number}:SH-1", f"shipped:{number}:SH-2"]
 
 
-def test_a_concurrent_duplicate_is_absorbed_by_a_savepoint(db, monkeypatch):
-    """Another transaction committed the key after our look-up: the insert fails inside a savepoint,
+def test_a_key_committed_by_another_transaction_inserts_nothing_and_keeps_ours(db):
+    """Another transaction committed the key first: our insert does nothing (ON CONFLICT DO NOTHING),
     the existing row is returned, and the rest of our transaction (the business event) still commits."""
     with db.transaction() as s:
         theirs = enqueue(s, "order_confirmed", recipient="ada@example.com", context=order_ctx(1), dedupe_key="dup")
         s.flush()
         theirs_id = theirs.id
-    real = notifications._existing
-    looked_up: list[str] = []
-
-    def racing_lookup(session, key):  # type: ignore[no-untyped-def]
-        looked_up.append(key)
-        return None if looked_up.count(key) == 1 else real(session, key)  # the first look-up misses the row
-
-    monkeypatch.setattr(notifications, "_existing", racing_lookup)
     with db.transaction() as s:
         other = enqueue(s, "order_confirmed", recipient="bob@example.com", context=order_ctx(2), dedupe_key="other")
         mine = enqueue(s, "order_confirmed", recipient="ada@example.com", context=order_ctx(1), dedupe_key="dup")
