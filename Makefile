@@ -24,6 +24,7 @@ $(STAMP): requirements.lock pyproject.toml
 demo: install
 	$(BIN)/storeom db upgrade
 	$(BIN)/storeom demo $(if $(FRESH),--fresh,)
+	$(BIN)/storeom outbox dispatch
 
 test: install
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

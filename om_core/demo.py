@@ -19,7 +19,20 @@ from om_core.db import Database
 from om_core.errors import InsufficientStock, PaymentDeclined
 from om_core.models import Customer, Order, Product, PurchaseOrder
 from om_core.schema import downgrade, upgrade
-from om_core.services import catalog, customers, inventory, locations, orders, promotions, purchasing, shipping, taxes
+from om_core.services import (
+    catalog,
+    customers,
+    feedback,
+    fulfilment,
+    inventory,
+    locations,
+    orders,
+    promotions,
+    purchasing,
+    returns,
+    shipping,
+    taxes,
+)
 
 CATEGORIES = {
     "coffee": [("Espresso beans 250g", "9.99"), ("Filter coffee 500g", "12.49"), ("Decaf beans 250g", "10.99"), ("Cold brew bottle", "4.49")],
@@ -67,7 +80,8 @@ def _summary(db: Database, *, reused: bool) -> dict[str, Any]:
             "orders": by_status,
             "purchase_orders": count(PurchaseOrder),
             "ledger_consistent": inventory.verify_ledger(s) == [],
-            "try": ["storeom order show <number>", "storeom stock show DEMO-COFFEE-01 --channel web", "storeom product list"],
+            "try": ["storeom order show <number>", "storeom shipment show <number>", "storeom picklist WH-NJ",
+                    "storeom stock show DEMO-COFFEE-01 --channel web", "storeom outbox dispatch"],
         }
 
 
@@ -127,9 +141,8 @@ def _build(db: Database, rng: random.Random, days: int, order_count: int) -> Non
                             "postal_code": f"{prefix}{rng.randint(0, 99):02d}", "country": "US"},
             })
 
-    placed: list[str] = []
-    for n in range(order_count):
-        moment = start + timedelta(seconds=rng.uniform(0, days * 86400))
+    placed: list[tuple[str, datetime]] = []
+    for n, moment in enumerate(sorted(start + timedelta(seconds=rng.uniform(0, days * 86400)) for _ in range(order_count))):
         channel = rng.choices(["web", "app", "marketplace", "pos"], weights=[5, 3, 1, 2])[0]
         lines = {sku: rng.choice([1, 1, 1, 2, 3]) for sku in rng.sample(skus, rng.choice([1, 1, 2, 3, 4]))}
         request: dict[str, Any] = {"lines": [{"sku": k, "quantity": q} for k, q in lines.items()], "payment_token": f"tok_demo_{n}"}
@@ -140,18 +153,77 @@ def _build(db: Database, rng: random.Random, days: int, order_count: int) -> Non
             request |= {"channel": channel, "customer_id": rng.randint(1, 200), "shipping_method": rng.choice(["standard", "standard", "expedited"])}
         try:
             with frozen_at(moment), db.transaction() as s:
-                placed.append(orders.place_order(s, request, idempotency_key=f"demo-{n}", actor="demo").number)
+                placed.append((orders.place_order(s, request, idempotency_key=f"demo-{n}", actor="demo").number, moment))
         except (InsufficientStock, PaymentDeclined):
             continue
+    now = datetime.now(UTC)
+    for number, moment in placed:
+        _fulfil(db, rng, number, moment, now)
     with db.transaction() as s:
-        for number in rng.sample(placed, k=len(placed) // 20):
-            order = orders.get_order(s, number)
-            if order.status == "placed":
-                orders.cancel_order(s, number, reason="customer changed their mind", actor="demo")
-        for number in placed:
-            order = orders.get_order(s, number)
-            if order.status == "placed" and rng.random() < 0.8:
-                orders.fulfil_lines(s, order, {l.line_no: l.quantity - l.quantity_cancelled for l in order.lines}, actor="demo")
         po = purchasing.create_purchase_order(s, {"supplier": "ROASTERY", "location": "WH-NJ",
                                                   "lines": [{"sku": sku, "quantity": 60} for sku in skus if sku.startswith("DEMO-COFFEE")]}, actor="demo")
         purchasing.send_purchase_order(s, po.number)
+
+
+def _fulfil(db: Database, rng: random.Random, number: str, placed_at: datetime, now: datetime) -> None:
+    """Take one order through its life as the store would: a few cancellations, shipments that leave
+    the next day and arrive around their promise (some late), pickups, a few returns, some feedback."""
+    with db.read() as s:
+        status = orders.get_order(s, number).status
+    if status != "placed":
+        return
+    if rng.random() < 0.05:
+        with frozen_at(placed_at + timedelta(hours=2)), db.transaction() as s:
+            orders.cancel_order(s, number, reason="customer changed their mind", actor="demo")
+        return
+    ship_at = placed_at + timedelta(hours=rng.uniform(4, 30))
+    if ship_at > now:
+        return
+    with frozen_at(ship_at), db.transaction() as s:
+        shipments = [(x.number, x.kind, x.promised_at) for x in fulfilment.create_shipments(s, number, actor="demo")]
+    delivered_all = True
+    last_arrival = ship_at
+    for shipment, kind, promised in shipments:
+        if kind == "pickup":
+            with frozen_at(ship_at), db.transaction() as s:
+                fulfilment.mark_ready_for_pickup(s, shipment, actor="demo")
+            collect_at = ship_at + timedelta(days=rng.uniform(0.2, 4))
+            if collect_at > now:
+                delivered_all = False
+                continue
+            with frozen_at(collect_at), db.transaction() as s:
+                fulfilment.collect_pickup(s, shipment, actor="demo")
+            last_arrival = max(last_arrival, collect_at)
+            continue
+        with frozen_at(ship_at), db.transaction() as s:
+            tracking = fulfilment.dispatch_shipment(s, shipment, actor="demo").tracking_number
+        late = rng.random() < 0.08
+        arrive = (promised or ship_at + timedelta(days=3)) + timedelta(days=rng.uniform(0.5, 3) if late else -rng.uniform(0, 2))
+        arrive = max(arrive, ship_at + timedelta(hours=12))
+        last_arrival = max(last_arrival, arrive)
+        scans = [("picked_up", ship_at + timedelta(hours=3)), ("in_transit", ship_at + timedelta(hours=20))]
+        if late:
+            scans.append(("exception", arrive - timedelta(days=1)))
+        scans += [("out_for_delivery", arrive - timedelta(hours=6)), ("delivered", arrive)]
+        for i, (kind_, at) in enumerate(scans):
+            if at > now:
+                delivered_all = False
+                break
+            with frozen_at(at), db.transaction() as s:
+                fulfilment.record_tracking_event(s, {"tracking_number": tracking, "kind": kind_, "at": at, "carrier_event_id": f"demo-{i}",
+                                                     "description": "Weather delay" if kind_ == "exception" else None})
+    after = last_arrival + timedelta(days=rng.uniform(0.5, 6))
+    if not delivered_all or after > now:
+        return
+    with frozen_at(after), db.transaction() as s:
+        order = orders.get_order(s, number)
+        if rng.random() < 0.3:
+            feedback.record_feedback(s, number, {"rating": rng.choices([1, 2, 3, 4, 5], [1, 1, 2, 5, 8])[0],
+                                                 "would_recommend": rng.randint(4, 10), "tags": [rng.choice(["delivery_speed", "condition", "service"])]})
+        returnable = [l for l in order.lines if l.quantity_delivered and not l.sku.startswith("DEMO-GROCERY")]
+        if returnable and rng.random() < 0.08:
+            line = rng.choice(returnable)
+            reason = rng.choice(["size_fit", "damaged", "no_longer_needed", "not_as_described"])
+            rma = returns.open_return(s, number, {"reason_code": reason, "lines": [{"line_no": line.line_no, "quantity": 1}]}, actor="demo")
+            returns.receive_return(s, rma.number, "WH-NJ", [{"line_no": line.line_no, "condition": "damaged" if reason == "damaged" else "resellable"}], actor="demo")
+            returns.refund_return(s, rma.number, actor="demo")
