@@ -68,8 +68,8 @@ def test_builds_a_store_with_a_consistent_ledger(built: tuple[Settings, dict[str
     assert summary["purchase_orders"] == 1
     placed = sum(summary["orders"].values())
     assert 0 < placed <= SMALL["order_count"]
-    assert set(summary["orders"]) <= {"placed", "backordered", "fulfilled", "cancelled"}
-    assert summary["orders"].get("fulfilled", 0) > 0
+    assert set(summary["orders"]) <= {"placed", "backordered", "fulfilled", "delivered", "partially_returned", "returned", "cancelled"}
+    assert summary["orders"].get("delivered", 0) > 0
 
     database = Database(settings.database_url)
     try:
