@@ -22,5 +22,11 @@ def record_event(
 _INSERT_EVENT = insert(OrderEvent.__table__)
 
 
+def record_events(session: Session, events: list[dict[str, Any]]) -> None:
+    """Append many events at once: dicts with order_id, kind, actor, channel, data and at."""
+    if events:
+        write_rows(session, _INSERT_EVENT, events)
+
+
 def order_events(session: Session, order_id: int) -> list[OrderEvent]:
     return list(session.scalars(select(OrderEvent).where(OrderEvent.order_id == order_id).order_by(OrderEvent.id)))

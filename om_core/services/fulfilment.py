@@ -253,11 +253,12 @@ def dispatch_shipment(
     shipment = get_shipment(session, number, lock=True)
     if shipment.kind == "pickup":
         raise InvalidTransition(f"Shipment {number} is an in-store pickup: mark it ready instead", shipment=number)
-    if shipment.status == "pending":
-        pack_shipment(session, number, actor=actor)
-    elif shipment.status != "packed":
+    if shipment.status not in ("pending", "packed"):
         raise InvalidTransition(f"Shipment {number} is {shipment.status}; it has already left", shipment=number, status=shipment.status)
     order = get_order(session, session.get_one(Order, shipment.order_id).number, lock=True)
+    _require_not_held(order, shipment)
+    if shipment.status == "pending":
+        pack_shipment(session, number, actor=actor)
     now = utcnow()
     shipment.carrier = carrier or shipment.carrier or "usps"
     shipment.tracking_number = tracking_number or f"{shipment.carrier[:2].upper()}{secrets.randbelow(10**16):016d}"
@@ -287,6 +288,13 @@ def dispatch_shipment(
     )
     session.flush()
     return shipment
+
+
+def _require_not_held(order: Order, shipment: Shipment) -> None:
+    """Goods never leave (nor is money captured) while the order is on hold, e.g. for a fraud check."""
+    if order.hold:
+        raise InvalidTransition(f"Order {order.number} is on hold; shipment {shipment.number} cannot be handed over",
+                                order=order.number, shipment=shipment.number, status=order.status)
 
 
 def record_tracking_event(session: Session, data: TrackingEventIn | dict[str, Any]) -> TrackingEvent:
@@ -393,6 +401,7 @@ def collect_pickup(session: Session, number: str, *, actor: str | None = None) -
     if shipment.status != "ready_for_pickup":
         raise InvalidTransition(f"Shipment {number} is {shipment.status}; it is not waiting at the counter", shipment=number)
     order = get_order(session, session.get_one(Order, shipment.order_id).number, lock=True)
+    _require_not_held(order, shipment)
     now = utcnow()
     shipment.status, shipment.dispatched_at = "collected", now
     _hand_over(session, order, shipment, actor)

@@ -226,13 +226,11 @@ def transfer_stock(session: Session, data: TransferIn | dict[str, Any], *, actor
     return transfer
 
 
-def reserve_stock(
-    session: Session, allocations: list[tuple[int, Stock, int]], *, reference: str | None = None, actor: str | None = None
-) -> None:
+def reserve_stock(session: Session, allocations: list[tuple[int, Any, int, str | None]], *, actor: str | None = None) -> None:
     """Promise units of locked stock rows to order lines: one reservation row and one ledger row each.
 
-    `allocations` is [(order_line_id, stock, quantity)]; the caller locked the stock rows and checked
-    availability. Written as two multi-row inserts: this is the hot path of order placement.
+    `allocations` is [(order_line_id, stock, quantity, ledger reference)]; the caller locked the stock
+    rows and checked availability. Written as two multi-row inserts: the hot path of order placement.
     """
     if not allocations:
         return
@@ -240,13 +238,14 @@ def reserve_stock(
     write_rows(
         session,
         _INSERT_RESERVATIONS,
-        [{"stock_id": stock.id, "order_line_id": line_id, "quantity": qty, "status": "active", "created_at": now} for line_id, stock, qty in allocations],
+        [{"stock_id": stock.id, "order_line_id": line_id, "quantity": qty, "status": "active", "created_at": now}
+         for line_id, stock, qty, _ in allocations],
     )
     write_rows(
         session,
         _INSERT_MOVEMENTS,
         [{"stock_id": stock.id, "kind": "reservation", "quantity": 0, "reserved_change": qty, "reason": None,
-          "reference": reference, "actor": actor, "at": now} for _, stock, qty in allocations],
+          "reference": reference, "actor": actor, "at": now} for _, stock, qty, reference in allocations],
     )
 
 

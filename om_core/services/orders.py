@@ -16,9 +16,10 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from om_core import geo
 from om_core.clock import utcnow
 from om_core.db import lock_rows, write_rows
 from om_core.errors import (
@@ -45,12 +46,11 @@ from om_core.models import (
     ShippingMethod,
     Stock,
 )
-from om_core import geo
 from om_core.money import ZERO, to_money
 from om_core.services import idempotency, inventory, notifications, payments
 from om_core.services.catalog import products_by_sku
 from om_core.services.customers import AddressIn, customer_with_address, normalize_email
-from om_core.services.events import order_events, record_event
+from om_core.services.events import order_events, record_event, record_events
 from om_core.services.locations import channel_locations, get_channel, get_location
 from om_core.services.promotions import PricedLine, apply_promotions, eligible_promotions
 from om_core.services.routing import RoutePlan, Site, plan_route
@@ -200,19 +200,19 @@ class Draft:
         }
 
 
-def _candidate_locations(session: Session, channel: Channel, req: OrderIn) -> tuple[list[Location], Location | None]:
+def _candidate_locations(look: Lookups, channel: Channel, req: OrderIn) -> tuple[list[Location], Location | None]:
     """Where the stock for this order may come from, in the channel's preference order."""
     if req.delivery == "pickup":
-        store = get_location(session, req.pickup_location)  # type: ignore[arg-type]
+        store = look.location(req.pickup_location)  # type: ignore[arg-type]
         if not (store.active and store.can_pickup):
             raise ValidationError(
                 f"Location {store.code} does not offer in-store pickup",
                 errors=[{"field": "pickup_location", "reason": "no in-store pickup"}],
             )
         return [store], store
-    assigned = channel_locations(session, channel)
+    assigned = look.channel_locations(channel)
     if req.delivery == "carry_out":
-        store = get_location(session, req.location)  # type: ignore[arg-type]
+        store = look.location(req.location)  # type: ignore[arg-type]
         if store.id not in {l.id for l in assigned}:
             raise ValidationError(
                 f"Location {store.code} does not sell through channel {channel.code}",
@@ -309,11 +309,59 @@ def _resolve_address(req: OrderIn, saved: AddressIn | None, pickup: Location | N
     }
 
 
+class Lookups:
+    """Where `build_draft` reads what it needs: here straight from the database, once per request.
+
+    A batch of placements shares one `BatchLookups` (om_core.services.bulk) instead, which reads each
+    thing once for the whole batch and keeps stock and promotion use in step as drafts are taken.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def channel(self, code: str) -> Any:
+        return get_channel(self.session, code)
+
+    def customer(self, customer_id: int) -> tuple[Any, AddressIn | None]:
+        return customer_with_address(self.session, customer_id)
+
+    def products(self, skus: list[str]) -> dict[str, Any]:
+        return products_by_sku(self.session, skus, rows=True)
+
+    def channel_locations(self, channel: Any) -> list[Any]:
+        return channel_locations(self.session, channel)
+
+    def location(self, code: str) -> Any:
+        return get_location(self.session, code)
+
+    def shipping_method(self, code: str) -> Any:
+        return get_shipping_method(self.session, code)
+
+    def taxes(self, country: str, region: str | None) -> TaxTable:
+        return TaxTable(self.session, country, region)
+
+    def stock(self, product_ids: set[int], location_ids: set[int], *, lock: bool,
+              before_allocation: Callable[[], None] | None) -> tuple[dict[tuple[int, int], Any], dict[tuple[int, int], int]]:
+        """(stock rows, units available) per (product, location); with `lock`, the rows stay locked."""
+        rows = inventory.stock_rows(self.session, product_ids, location_ids, lock=lock)
+        if before_allocation is not None:
+            before_allocation()
+        levels = inventory.stock_levels(self.session, rows)
+        return {(s.product_id, s.location_id): s for s in rows}, {key: level.available for key, level in levels.items()}
+
+    def promotions(self, *, coupon_codes: list[str], customer_id: int | None, at: datetime, lock: bool, exclude_order: int | None) -> list[Any]:
+        return eligible_promotions(self.session, coupon_codes=coupon_codes, customer_id=customer_id, at=at, lock=lock, exclude_order=exclude_order)
+
+    def alternatives(self, channel: Any, product: Any, requested: int, candidate_ids: set[int]) -> dict[str, Any]:
+        return _alternatives(self.session, channel, product, requested, candidate_ids)
+
+
 def build_draft(
     session: Session,
     req: OrderIn,
     *,
     lock: bool,
+    lookups: Lookups | None = None,
     at: datetime | None = None,
     channel: Channel | None = None,
     unit_prices: dict[str, Decimal] | None = None,
@@ -325,9 +373,10 @@ def build_draft(
     """Validate, allocate and price an order request. With `lock`, the stock and promotion rows read
     stay locked until the caller's transaction ends, so the draft can be written as is."""
     at = at or utcnow()
-    channel = channel or get_channel(session, req.channel)
-    customer, saved_address = customer_with_address(session, req.customer_id) if req.customer_id is not None else (None, None)
-    products = products_by_sku(session, [l.sku for l in req.lines], rows=True)
+    look = lookups or Lookups(session)
+    channel = channel or look.channel(req.channel)
+    customer, saved_address = look.customer(req.customer_id) if req.customer_id is not None else (None, None)
+    products = look.products([l.sku for l in req.lines])
     inactive = [s for s, p in products.items() if not p.active]
     if inactive:
         raise ValidationError(f"SKU(s) not for sale: {', '.join(sorted(inactive))}", errors=[{"field": "lines", "reason": f"{s} is inactive"} for s in inactive])
@@ -341,18 +390,14 @@ def build_draft(
             "Price changed for " + ", ".join(f"{m['sku']} (sent {m['sent']}, now {m['current']})" for m in mismatched),
             lines=mismatched,
         )
-    candidates, pickup = _candidate_locations(session, channel, req)
+    candidates, pickup = _candidate_locations(look, channel, req)
     carry_out = candidates[0] if req.delivery == "carry_out" else None
     address = _resolve_address(req, saved_address, pickup, carry_out)
-    method = get_shipping_method(session, req.shipping_method) if req.delivery == "ship" else None  # type: ignore[arg-type]
+    method = look.shipping_method(req.shipping_method) if req.delivery == "ship" else None  # type: ignore[arg-type]
 
     product_ids = {p.id for p in products.values()} | lock_also[0]
     location_ids = {l.id for l in candidates} | lock_also[1]
-    stock_rows = inventory.stock_rows(session, product_ids, location_ids, lock=lock)
-    if before_allocation is not None:
-        before_allocation()
-    levels = inventory.stock_levels(session, stock_rows)
-    available = {key: level.available for key, level in levels.items()}
+    stocks, available = look.stock(product_ids, location_ids, lock=lock, before_allocation=before_allocation)
     by_id = {l.id: l for l in candidates}
     demand = [(products[l.sku].id, l.quantity) for l in req.lines]
     destination = location_point(pickup or carry_out) if (pickup or carry_out) else geo.coordinates(
@@ -372,7 +417,7 @@ def build_draft(
             continue
         shortages.append({
             "sku": line.sku, "requested": line.quantity, "available": line.quantity - missing,
-            "alternatives": _alternatives(session, channel, product, line.quantity, set(by_id)),
+            "alternatives": look.alternatives(channel, product, line.quantity, set(by_id)),
         })
     if shortages:
         raise InsufficientStock(shortages)
@@ -381,10 +426,10 @@ def build_draft(
         PricedLine(key=i, sku=l.sku, category=products[l.sku].category, quantity=l.quantity, unit_price=to_money(prices[l.sku]))
         for i, l in enumerate(req.lines, start=1)
     ]
-    promos = eligible_promotions(session, coupon_codes=req.coupon_codes, customer_id=req.customer_id, at=at, lock=lock, exclude_order=exclude_order)
+    promos = look.promotions(coupon_codes=req.coupon_codes, customer_id=req.customer_id, at=at, lock=lock, exclude_order=exclude_order)
     applied = apply_promotions(priced, promos)
 
-    taxes = TaxTable(session, address["ship_country"], address.get("ship_region"))
+    taxes = look.taxes(address["ship_country"], address.get("ship_region"))
     inclusive = channel.prices_include_tax
     lines: list[DraftLine] = []
     for pl, req_line in zip(priced, req.lines):
@@ -410,7 +455,7 @@ def build_draft(
         delivery=req.delivery, shipping=charge, shipping_method_id=method.id if method else None,
         pickup_location=pickup, address=address, lines=lines,
         coupon_codes=sorted({c.strip().upper() for c in req.coupon_codes}), promotions=applied,
-        stocks={(s.product_id, s.location_id): s for s in stock_rows},
+        stocks=stocks,
         routing_reason=route.reason, destination=destination,
     )
     draft.subtotal = sum((d.line.gross for d in lines), ZERO)
@@ -435,62 +480,67 @@ def _new_number(prefix: str = "SO") -> str:
     return f"{prefix}-" + "".join(secrets.choice(ORDER_NUMBER_ALPHABET) for _ in range(10))
 
 
-_INSERT_LINES = insert(OrderLine.__table__).returning(OrderLine.id, OrderLine.product_id)
+_INSERT_LINES = insert(OrderLine.__table__).returning(OrderLine.id, OrderLine.order_id, OrderLine.product_id)
 _INSERT_DISCOUNTS = insert(LineDiscount.__table__)
 _INSERT_REDEMPTIONS = insert(PromotionRedemption.__table__)
 
 
-def _write_lines(session: Session, order: Order, draft: Draft, actor: str | None, existing: dict[int, OrderLine] | None = None) -> None:
-    """Write the draft's lines onto the order: update lines it already has, insert new ones in one
-    statement, then reserve stock for every line and record discounts and promotion redemptions."""
-    existing = existing or {}
-    line_ids: dict[int, int] = {}
+def _write_lines(session: Session, items: list[tuple[Order, Draft, dict[int, OrderLine]]], actor: str | None) -> None:
+    """Write drafts' lines onto their orders: update lines an order already has (modification),
+    insert new ones for all orders in one statement, then reserve stock for every line and record
+    discounts and promotion redemptions, each kind in one statement for the whole batch."""
+    line_ids: dict[tuple[int, int], int] = {}
     new_rows = []
-    next_no = max((l.line_no for l in existing.values()), default=0) + 1
-    for d in draft.lines:
-        values = dict(
-            unit_price=d.line.unit_price, discount_total=d.discount_total, tax_rate=d.tax_rate,
-            tax_amount=d.tax_amount, line_total=d.line_total, quantity_backordered=d.backordered,
-        )
-        line = existing.get(d.product.id)
-        if line is None:
-            new_rows.append(dict(
-                order_id=order.id, line_no=next_no, product_id=d.product.id, sku=d.product.sku, name=d.product.name,
-                quantity=d.line.quantity, quantity_cancelled=0, quantity_fulfilled=0, quantity_returned=0, **values,
-            ))
-            next_no += 1
-            continue
-        active = line.quantity - line.quantity_cancelled
-        if d.line.quantity > active:
-            line.quantity += d.line.quantity - active
-        else:
-            line.quantity_cancelled += active - d.line.quantity
-        for key, value in values.items():
-            setattr(line, key, value)
-        line.discounts.clear()
-        line_ids[d.product.id] = line.id
+    now = utcnow()
+    for order, draft, existing in items:
+        next_no = max((l.line_no for l in existing.values()), default=0) + 1
+        for d in draft.lines:
+            values = dict(
+                unit_price=d.line.unit_price, discount_total=d.discount_total, tax_rate=d.tax_rate,
+                tax_amount=d.tax_amount, line_total=d.line_total, quantity_backordered=d.backordered,
+            )
+            line = existing.get(d.product.id)
+            if line is None:
+                new_rows.append(dict(
+                    order_id=order.id, line_no=next_no, product_id=d.product.id, sku=d.product.sku, name=d.product.name,
+                    quantity=d.line.quantity, quantity_cancelled=0, quantity_fulfilled=0, quantity_returned=0, quantity_delivered=0,
+                    **values,
+                ))
+                next_no += 1
+                continue
+            active = line.quantity - line.quantity_cancelled
+            if d.line.quantity > active:
+                line.quantity += d.line.quantity - active
+            else:
+                line.quantity_cancelled += active - d.line.quantity
+            for key, value in values.items():
+                setattr(line, key, value)
+            line.discounts.clear()
+            line_ids[(order.id, d.product.id)] = line.id
     session.flush()
     if new_rows:
-        inserted = write_rows(session, _INSERT_LINES, new_rows)
-        line_ids.update({product_id: line_id for line_id, product_id in inserted})
-    discounts = [
-        {"order_line_id": line_ids[d.product.id], "promotion_id": promo.id, "amount": amount, "description": description}
-        for d in draft.lines for promo, amount, description in d.line.discounts
-    ]
+        for line_id, order_id, product_id in write_rows(session, _INSERT_LINES, new_rows):
+            line_ids[(order_id, product_id)] = line_id
+    discounts, allocations, redemptions = [], [], []
+    for order, draft, _ in items:
+        for d in draft.lines:
+            line_id = line_ids[(order.id, d.product.id)]
+            discounts += [{"order_line_id": line_id, "promotion_id": promo.id, "amount": amount, "description": description}
+                          for promo, amount, description in d.line.discounts]
+            allocations += [(line_id, draft.stocks[(d.product.id, location.id)], qty, f"order:{order.number}") for location, qty in d.allocations]
+        redemptions += [
+            {"promotion_id": promo.id, "order_id": order.id, "customer_id": order.customer_id, "voided": False, "at": now,
+             "amount": sum((a for d in draft.lines for p, a, _ in d.line.discounts if p.id == promo.id), ZERO)}
+            for promo in draft.promotions
+        ]
     if discounts:
         write_rows(session, _INSERT_DISCOUNTS, discounts)
-    allocations = [
-        (line_ids[d.product.id], draft.stocks[(d.product.id, location.id)], qty) for d in draft.lines for location, qty in d.allocations
-    ]
-    inventory.reserve_stock(session, allocations, reference=f"order:{order.number}", actor=actor)
-    redemptions = [
-        {"promotion_id": promo.id, "order_id": order.id, "customer_id": order.customer_id, "voided": False, "at": utcnow(),
-         "amount": sum((a for d in draft.lines for p, a, _ in d.line.discounts if p.id == promo.id), ZERO)}
-        for promo in draft.promotions
-    ]
+    inventory.reserve_stock(session, allocations, actor=actor)
     if redemptions:
         write_rows(session, _INSERT_REDEMPTIONS, redemptions)
-    session.expire(order, ["lines"])
+    for order, _, _ in items:
+        if inspect(order).persistent:
+            session.expire(order, ["lines"])
 
 
 def _apply_totals(order: Order, draft: Draft) -> None:
@@ -506,40 +556,46 @@ def _apply_totals(order: Order, draft: Draft) -> None:
         setattr(order, key, draft.address.get(key))
 
 
-_INSERT_ORDER = insert(Order.__table__).returning(Order.id)
-
-
-def _insert_persistent(session: Session, order: Order) -> None:
-    """INSERT the new order with one Core statement and adopt it into the session as persistent
-    (the unit-of-work flush of a fresh object costs more than the insert itself on this hot path)."""
-    values = {c.key: order.__dict__[c.key] for c in Order.__table__.columns if c.key in order.__dict__}
-    order.id = write_rows(session, _INSERT_ORDER, values).scalar_one()
-    make_transient_to_detached(order)
-    session.add(order)
+_INSERT_ORDERS = insert(Order.__table__).returning(Order.id, Order.number)
 
 
 def _event_count(session: Session, order: Order) -> int:
     return session.scalar(select(func.count()).select_from(OrderEvent).where(OrderEvent.order_id == order.id)) or 0
 
 
-def _record_order(session: Session, req: OrderIn, draft: Draft, *, actor: str | None, event: str, **event_data: Any) -> Order:
-    """Write a priced, allocated draft as a new order with its lines, reservations and first event."""
-    now = utcnow()
-    order = Order(
-        number=_new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
-        status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False,
-        currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
-        ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
-        placed_at=now, updated_at=now,
-    )
-    _apply_totals(order, draft)
-    _insert_persistent(session, order)
-    _write_lines(session, order, draft, actor)
-    record_event(
-        session, order, event, actor=actor, channel=draft.channel.code, total=str(order.total), lines=len(draft.lines),
-        allocation={d.product.sku: [[loc.code, q] for loc, q in d.allocations] for d in draft.lines}, **event_data,
-    )
-    return order
+def _record_orders(
+    session: Session, entries: list[tuple[OrderIn, Draft, datetime]], *, actor: str | None, event: str, adopt: bool = True,
+    **event_data: Any,
+) -> list[Order]:
+    """Write priced, allocated drafts as new orders with their lines, reservations and first event, in
+    a handful of multi-row statements whatever the number of orders. With `adopt`, the new orders are
+    attached to the session as persistent objects (a unit-of-work flush would cost more than the insert)."""
+    orders = []
+    for req, draft, placed_at in entries:
+        order = Order(
+            number=_new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
+            status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False,
+            currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
+            ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
+            placed_at=placed_at, updated_at=placed_at, fulfilment_started_at=None,
+        )
+        _apply_totals(order, draft)
+        orders.append(order)
+    values = [{c.key: o.__dict__[c.key] for c in Order.__table__.columns if c.key in o.__dict__} for o in orders]
+    ids = {number: order_id for order_id, number in write_rows(session, _INSERT_ORDERS, values)}
+    for order in orders:
+        order.id = ids[order.number]
+        if adopt:
+            make_transient_to_detached(order)
+            session.add(order)
+    _write_lines(session, [(o, e[1], {}) for o, e in zip(orders, entries)], actor)
+    record_events(session, [
+        dict(order_id=o.id, kind=event, actor=actor, channel=draft.channel.code, at=placed_at,
+             data=dict(total=str(o.total), lines=len(draft.lines),
+                       allocation={d.product.sku: [[loc.code, q] for loc, q in d.allocations] for d in draft.lines}, **event_data))
+        for o, (_, draft, placed_at) in zip(orders, entries)
+    ])
+    return orders
 
 
 def place_replacement_order(
@@ -565,7 +621,7 @@ def place_replacement_order(
         "ship_from_store": original.ship_from_store_allowed, "shipping_address": address,
     })
     draft = build_draft(session, req, lock=True, unit_prices={l.sku: ZERO for l in wanted}, free_shipping=True)
-    order = _record_order(session, req, draft, actor=actor, event="replacement_order_placed", replaces=original.number, reason=reason)
+    [order] = _record_orders(session, [(req, draft, utcnow())], actor=actor, event="replacement_order_placed", replaces=original.number, reason=reason)
     if order.delivery_method == "carry_out":  # exchanged over the counter
         fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
     return order
@@ -592,9 +648,9 @@ def place_order(
     draft = build_draft(session, req, lock=True)
     if draft.total > 0 and req.payment_token is None:
         raise ValidationError("A payment token is required for an order with a total above zero", errors=[{"field": "payment_token", "reason": "required"}])
-    order = _record_order(session, req, draft, actor=actor, event="order_placed")
+    [order] = _record_orders(session, [(req, draft, utcnow())], actor=actor, event="order_placed")
     if req.payment_token is not None:
-        payments.authorize(session, order, order.total, token=req.payment_token, gateway=req.gateway, actor=actor)
+        payments.authorize_new(session, [(order, req.payment_token, req.gateway)], actor=actor)
     if req.delivery == "carry_out":
         fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
         if order.total > 0:
@@ -776,7 +832,7 @@ def modify_order(
     for line in order.lines:
         if line.product_id not in kept_products:
             line.quantity_cancelled, line.quantity_backordered = line.quantity, 0
-    _write_lines(session, order, draft, actor, existing)
+    _write_lines(session, [(order, draft, existing)], actor)
     _apply_totals(order, draft)
 
     payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
@@ -873,8 +929,9 @@ def route_order(session: Session, number: str, *, strategy: str | None = None, a
              "alternatives": _alternatives(session, channel, by_id[pid], demand_by_product[pid], {l.id for l in candidates})}
             for pid, missing in sorted(route.short.items())
         ])
-    allocations = [(lines_by_product[pid].id, stocks[(pid, loc)], qty) for pid, parts in route.allocations.items() for loc, qty in parts]
-    inventory.reserve_stock(session, allocations, reference=f"order:{order.number}", actor=actor)
+    allocations = [(lines_by_product[pid].id, stocks[(pid, loc)], qty, f"order:{order.number}")
+                   for pid, parts in route.allocations.items() for loc, qty in parts]
+    inventory.reserve_stock(session, allocations, actor=actor)
     order.routing_reason, order.updated_at = route.reason, utcnow()
     codes = {l.id: l.code for l in candidates}
     record_event(session, order, "order_routed", actor=actor, strategy=strategy or channel.routing_strategy, reason=route.reason,
@@ -916,13 +973,13 @@ def fill_backorders(
         for loc in candidates[line.order_id]:
             take = min(want, left.get((line.product_id, loc.id), 0))
             if take > 0:
-                allocations.append((line.id, stocks[(line.product_id, loc.id)], take))
+                allocations.append((line.id, stocks[(line.product_id, loc.id)], take, f"order:{line.order.number}"))
                 left[(line.product_id, loc.id)] -= take
                 want -= take
         if not allocations:
             continue
         reserved = line.quantity_backordered - want
-        inventory.reserve_stock(session, allocations, reference=f"order:{line.order.number}", actor=actor)
+        inventory.reserve_stock(session, allocations, actor=actor)
         line.quantity_backordered = want
         filled[line.order.number] = filled.get(line.order.number, 0) + reserved
         record_event(session, line.order, "backorder_allocated", actor=actor, sku=line.sku, quantity=reserved)

@@ -21,7 +21,7 @@ from om_core.errors import PaymentDeclined, PaymentError, UnknownOrder, Validati
 from om_core.models import Order, Payment, PaymentTransaction
 from om_core.money import ZERO, to_money
 from om_core.services import idempotency
-from om_core.services.events import record_event
+from om_core.services.events import record_event, record_events
 
 CARD_NUMBER = re.compile(r"(?:\d[ -]?){13,19}")
 
@@ -136,41 +136,58 @@ def _append(payment: Payment, kind: str, amount: Decimal, result: GatewayResult,
     return tx
 
 
-_INSERT_PAYMENT = insert(Payment.__table__).returning(Payment.id)
+_INSERT_PAYMENT = insert(Payment.__table__).returning(Payment.id, Payment.order_id)
 _INSERT_TRANSACTION = insert(PaymentTransaction.__table__)
 
 
 def authorize(
-    session: Session,
-    order: Order,
-    amount: Decimal,
-    *,
-    token: str,
-    gateway: str = "test",
-    payment_id: int | None = None,
-    sequence: int = 0,
+    session: Session, order: Order, amount: Decimal, *, token: str, gateway: str = "test", payment_id: int, sequence: int,
     actor: str | None = None,
-) -> int:
-    """Authorize `amount` inside the caller's transaction and return the payment's id (created on the
-    first authorization). If the caller's transaction rolls back, the gateway hold is voided."""
-    check_token(token)
-    gw = get_gateway(gateway)
-    amount = to_money(amount)
-    result = gw.authorize(token, amount, order.currency, f"{order.number}:auth:{sequence}") if amount > 0 else None
-    if result is not None and not result.approved:
-        raise PaymentDeclined(f"Payment declined: {result.message}", order=order.number, amount=str(amount))
-    if payment_id is None:
-        payment_id = write_rows(session, _INSERT_PAYMENT, dict(order_id=order.id, gateway=gw.name, token=token, currency=order.currency, created_at=utcnow())).scalar_one()
-    if result is None:
-        return payment_id
-    compensation = f"{order.number}:compensate"  # the order object may be gone after a rollback
-    on_rollback(session, lambda: gw.void(result.reference, amount, compensation))  # type: ignore[arg-type, union-attr]
-    write_rows(session, _INSERT_TRANSACTION, dict(
-        payment_id=payment_id, kind="authorize", amount=amount, status="succeeded", gateway_reference=result.reference,
-        parent_reference=None, message=None, idempotency_key=None, at=utcnow(),
-    ))
-    record_event(session, order, "payment_authorized", actor=actor, amount=str(amount))
-    return payment_id
+) -> None:
+    """Authorize more on an existing payment (an order that grew), in the caller's transaction."""
+    _authorize(session, [(order, token, gateway, to_money(amount), payment_id, sequence)], actor)
+
+
+def authorize_new(session: Session, items: list[tuple[Order, str, str]], *, actor: str | None = None) -> None:
+    """Open a payment for each new order [(order, token, gateway)] and authorize its total.
+
+    Inside the caller's transaction: if it rolls back, every hold the gateway gave is voided.
+    """
+    for _, token, gateway in items:
+        check_token(token)
+        get_gateway(gateway)
+    now = utcnow()
+    rows = write_rows(session, _INSERT_PAYMENT, [
+        dict(order_id=o.id, gateway=gateway, token=token, currency=o.currency, created_at=now) for o, token, gateway in items
+    ])
+    payment_ids = {order_id: payment_id for payment_id, order_id in rows}
+    _authorize(session, [(o, token, gateway, to_money(o.total), payment_ids[o.id], 0) for o, token, gateway in items], actor)
+
+
+def _authorize(session: Session, items: list[tuple[Order, str, str, Decimal, int, int]], actor: str | None) -> None:
+    approved = []
+    for order, token, gateway, amount, payment_id, sequence in items:
+        if amount <= 0:
+            continue
+        gw = get_gateway(gateway)
+        result = gw.authorize(token, amount, order.currency, f"{order.number}:auth:{sequence}")
+        if not result.approved:
+            raise PaymentDeclined(f"Payment declined: {result.message}", order=order.number, amount=str(amount))
+        approved.append((order, gw, amount, payment_id, result))
+    if not approved:
+        return
+    holds = [(gw, r.reference, amount, f"{o.number}:compensate") for o, gw, amount, _, r in approved]
+    on_rollback(session, lambda: [gw.void(ref, amount, why) for gw, ref, amount, why in holds])  # type: ignore[arg-type]
+    now = utcnow()
+    write_rows(session, _INSERT_TRANSACTION, [
+        dict(payment_id=payment_id, kind="authorize", amount=amount, status="succeeded", gateway_reference=r.reference,
+             parent_reference=None, message=None, idempotency_key=None, at=now)
+        for _, _, amount, payment_id, r in approved
+    ])
+    record_events(session, [
+        dict(order_id=o.id, kind="payment_authorized", actor=actor, channel=None, data={"amount": str(amount)}, at=now)
+        for o, _, amount, _, _ in approved
+    ])
 
 
 def order_payment(session: Session, order_number: str) -> tuple[Order, Payment]:

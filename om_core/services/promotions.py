@@ -136,8 +136,31 @@ def eligible_promotions(
     exclude_order: int | None = None,
 ) -> list[Promotion]:
     """Automatic promotions valid at `at` plus the given coupons. A bad coupon is an error, not ignored."""
-    codes = sorted({c.strip().upper() for c in coupon_codes})
+    codes = normalize_codes(coupon_codes)
     promotions = read_rows(session, _WITH_COUPONS_STMT if codes else _AUTOMATIC_STMT, {"codes": codes} if codes else {})
+    limited = [p.id for p in promotions if _in_window(p, at) and (p.usage_limit_total or p.usage_limit_per_customer)]
+    if lock and limited:  # only promotions with usage limits are contended; lock them before counting uses
+        read_rows(session, _LOCK_LIMITED, {"ids": limited})
+    total, mine = _usage(session, limited, customer_id, exclude_order)
+    return select_promotions(promotions, codes=codes, customer_id=customer_id, at=at, used_total=total, used_by_customer=mine)
+
+
+def normalize_codes(coupon_codes: list[str]) -> list[str]:
+    return sorted({c.strip().upper() for c in coupon_codes})
+
+
+def select_promotions(
+    promotions: list[Any],
+    *,
+    codes: list[str],
+    customer_id: int | None,
+    at: datetime,
+    used_total: dict[int, int],
+    used_by_customer: dict[int, int],
+) -> list[Any]:
+    """Of the active promotions, those that apply now, in the order they apply: automatic ones plus the
+    customer's coupons, within their window and usage limits. A bad coupon raises (unknown, expired,
+    not yet valid, used up); an automatic promotion that is used up simply does not apply."""
     by_code = {p.coupon_code: p for p in promotions if p.coupon_code}
     for code in codes:
         promo = by_code.get(code)
@@ -147,11 +170,8 @@ def eligible_promotions(
             raise CouponError(f"Coupon {code} expired on {promo.ends_at:%Y-%m-%d}", coupon=code, reason="expired")
         if promo.starts_at is not None and at < promo.starts_at:
             raise CouponError(f"Coupon {code} is valid from {promo.starts_at:%Y-%m-%d}", coupon=code, reason="not_yet_valid")
-    valid = [p for p in promotions if _in_window(p, at)]
-    limited = [p.id for p in valid if p.usage_limit_total or p.usage_limit_per_customer]
-    if lock and limited:  # only promotions with usage limits are contended; lock them before counting uses
-        read_rows(session, _LOCK_LIMITED, {"ids": limited})
-    total, mine = _usage(session, limited, customer_id, exclude_order)
+    valid = [p for p in promotions if _in_window(p, at) and (p.coupon_code is None or p.coupon_code in codes)]
+    total, mine = used_total, used_by_customer
     usable = []
     for promo in valid:
         over_total = promo.usage_limit_total is not None and total.get(promo.id, 0) >= promo.usage_limit_total

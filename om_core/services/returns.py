@@ -182,20 +182,28 @@ def receive_return(
     return rma
 
 
-def refund_amount(order: Order, rma: ReturnRequest, *, restocking_fee_rate: Decimal = ZERO) -> tuple[Decimal, dict[int, Decimal]]:
+def refund_amount(
+    order: Order, rma: ReturnRequest, *, restocking_fee_rate: Decimal = ZERO, refunded_units: dict[int, int] | None = None
+) -> tuple[Decimal, dict[int, Decimal]]:
     """What the policy refunds, in total and per return line.
 
     Each unit refunds what the customer paid for it: its line total (after discounts, with tax when
     added on top) divided by the units bought. When the retailer was at fault (damaged, defective,
     wrong, not as described, late) the returned goods' share of the shipping charge comes back too
     (all of it when everything comes back); otherwise a restocking fee may apply.
+
+    `refunded_units` (order line id -> units refunded by earlier returns) makes the cents add up:
+    a line's units refunded over several returns refund exactly its line total, never a cent more.
     """
     lines = {l.id: l for l in order.lines}
+    already = refunded_units or {}
     per_line: dict[int, Decimal] = {}
     for rl in rma.lines:
         line = lines[rl.order_line_id]
         bought = max(line.quantity - line.quantity_cancelled, 1)
-        per_line[rl.id] = to_money(Decimal(line.line_total) * rl.quantity / bought)
+        before = already.get(line.id, 0)
+        total = Decimal(line.line_total)
+        per_line[rl.id] = to_money(total * (before + rl.quantity) / bought) - to_money(total * before / bought)
     goods = sum(per_line.values(), ZERO)
     if rma.reason_code in RETAILER_FAULT:
         shipping = Decimal(order.shipping_total)
@@ -218,7 +226,14 @@ def refund_return(
     if rma.refunded_at is not None or rma.status in ("refunded", "closed", "cancelled"):
         raise InvalidTransition(f"Return {number} is {rma.status}; it was already refunded or cancelled", return_number=number)
     order = session.get_one(Order, rma.order_id)
-    amount, per_line = refund_amount(order, rma, restocking_fee_rate=restocking_fee_rate)
+    refunded_units = dict(session.execute(
+        select(ReturnLine.order_line_id, func.sum(ReturnLine.quantity))
+        .join(ReturnRequest, ReturnRequest.id == ReturnLine.return_id)
+        .where(ReturnRequest.order_id == order.id, ReturnRequest.refunded_at.is_not(None), ReturnRequest.id != rma.id)
+        .group_by(ReturnLine.order_line_id)
+    ).all())
+    amount, per_line = refund_amount(order, rma, restocking_fee_rate=restocking_fee_rate,
+                                     refunded_units={k: int(v) for k, v in refunded_units.items()})
     payment = session.scalar(select(Payment).where(Payment.order_id == order.id))
     if amount > 0:
         if payment is None:

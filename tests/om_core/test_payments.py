@@ -374,14 +374,14 @@ def test_rollback_after_placement_voids_the_authorization(store: Database, gatew
 
 
 def test_failure_inside_placement_after_authorization_voids_it(store: Database, gateway: TestGateway, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_record_event = payments.record_event
+    real_record_events = payments.record_events
 
-    def failing_record_event(session: Any, order: Any, kind: str, **kw: Any) -> Any:
-        if kind == "payment_authorized":
+    def failing_record_events(session: Any, events: list[dict[str, Any]]) -> Any:
+        if any(e["kind"] == "payment_authorized" for e in events):
             raise RuntimeError("audit store down")
-        return real_record_event(session, order, kind, **kw)
+        return real_record_events(session, events)
 
-    monkeypatch.setattr(payments, "record_event", failing_record_event)
+    monkeypatch.setattr(payments, "record_events", failing_record_events)
     before = table_row_counts(store)
     with pytest.raises(RuntimeError, match="audit store down"), store.transaction() as s:
         orders.place_order(s, order_request())
