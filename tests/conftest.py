@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from om_core.models import Base
 from om_core.schema import upgrade
 
 PG_URL = os.environ.get("STOREOM_TEST_POSTGRES_URL")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never write into the developer's ./var: labels, outbox files and the like go to a temp home."""
+    os.environ["STOREOM_HOME"] = tempfile.mkdtemp(prefix="storeom-test-home-")
+    os.environ.pop("STOREOM_DATABASE_URL", None)
 PG_SKIP_REASON = "PostgreSQL not configured: set STOREOM_TEST_POSTGRES_URL (.ci/run starts a server and sets it)"
 
 

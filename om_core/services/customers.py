@@ -173,6 +173,25 @@ _CUSTOMER_WITH_ADDRESS = (
 )
 
 
+_CUSTOMERS_WITH_ADDRESS = (
+    select(Customer.__table__, *[c.label(f"addr_{c.name}") for c in _DEFAULT_ADDRESS.c])
+    .outerjoin(_DEFAULT_ADDRESS, (_DEFAULT_ADDRESS.c.customer_id == Customer.id) & _DEFAULT_ADDRESS.c.is_default.is_(True))
+    .where(Customer.id.in_(bindparam("ids", expanding=True)))
+    .order_by(Customer.id, _DEFAULT_ADDRESS.c.id)
+)
+_ADDRESS_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country")
+
+
+def customers_with_addresses(session: Session, customer_ids: list[int]) -> dict[int, tuple[Any, AddressIn | None]]:
+    """`customer_with_address` for many customers in one read (unknown ids are simply absent)."""
+    found: dict[int, tuple[Any, AddressIn | None]] = {}
+    for row in read_rows(session, _CUSTOMERS_WITH_ADDRESS, {"ids": list(customer_ids)}):
+        if row.id not in found:
+            address = None if row.addr_id is None else AddressIn.model_construct(**{k: getattr(row, f"addr_{k}") for k in _ADDRESS_FIELDS})
+            found[row.id] = (row, address)
+    return found
+
+
 def customer_with_address(session: Session, customer_id: int) -> tuple[Any, Any | None]:
     """(customer row, default address row or None) in one read, for pricing and shipping an order."""
     found = read_rows(session, _CUSTOMER_WITH_ADDRESS, {"customer_id": customer_id})

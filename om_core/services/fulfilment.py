@@ -52,7 +52,7 @@ TRACKING_URLS = {
 PICKUP_HOLD_DAYS = 7
 OPEN_SHIPMENT = ("pending", "packed")
 IN_FLIGHT = ("dispatched", "in_transit", "out_for_delivery", "exception")
-TRACKING_PROGRESS = {"label_created": 0, "picked_up": 1, "in_transit": 2, "out_for_delivery": 3, "exception": 3, "delivered": 4}
+TRACKING_PROGRESS = {"label_created": 0, "picked_up": 1, "in_transit": 2, "exception": 2, "out_for_delivery": 3, "delivered": 4}
 STATUS_FOR_EVENT = {"picked_up": "in_transit", "in_transit": "in_transit", "out_for_delivery": "out_for_delivery", "exception": "exception"}
 
 

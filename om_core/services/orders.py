@@ -674,19 +674,28 @@ MANUAL_TRANSITIONS: dict[str, set[str]] = {
 
 def derive_status(order: Order) -> str:
     """The order's status follows from its lines: what is still wanted, sent, delivered and sent back."""
-    active = sum(l.quantity - l.quantity_cancelled for l in order.lines)
+    return status_from(
+        active=sum(l.quantity - l.quantity_cancelled for l in order.lines),
+        fulfilled=sum(l.quantity_fulfilled for l in order.lines),
+        delivered=sum(l.quantity_delivered for l in order.lines),
+        returned=sum(l.quantity_returned for l in order.lines),
+        backordered=sum(l.quantity_backordered for l in order.lines),
+        hold=order.hold,
+    )
+
+
+def status_from(*, active: int, fulfilled: int, delivered: int, returned: int, backordered: int, hold: bool) -> str:
+    """`derive_status` on the line totals (what batch operations compute in SQL)."""
     if active == 0:
         return "cancelled"
-    if order.hold:
+    if hold:
         return "on_hold"
-    fulfilled = sum(l.quantity_fulfilled for l in order.lines)
-    returned = sum(l.quantity_returned for l in order.lines)
     if fulfilled == 0:
-        return "backordered" if any(l.quantity_backordered for l in order.lines) else "placed"
+        return "backordered" if backordered else "placed"
     if fulfilled < active:
         return "partially_fulfilled"
     if returned == 0:
-        return "delivered" if sum(l.quantity_delivered for l in order.lines) >= active else "fulfilled"
+        return "delivered" if delivered >= active else "fulfilled"
     return "returned" if returned == fulfilled else "partially_returned"
 
 

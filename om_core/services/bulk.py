@@ -1,0 +1,437 @@
+"""Batched order placement and fulfilment: the same rules as one order at a time, for thousands.
+
+`place_orders` validates, allocates, routes and prices every request with the same `build_draft` as
+`orders.place_order`, reading catalog, customers, stock and promotions once for the whole batch and
+keeping availability and promotion use in step as drafts are taken, then writes all of them with
+the same batched writer. `ship_orders` and `deliver_shipments` take orders through shipment and
+delivery in a few statements per batch. The simulator and large imports of live orders use these;
+one request never sees a different rule than a single placement would apply.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from om_core.clock import utcnow
+from om_core.db import read_rows, write_rows
+from om_core.errors import StoreOMError, UnknownCustomer, UnknownProduct, ValidationError
+from om_core.models import (
+    Location,
+    Order,
+    OrderLine,
+    Payment,
+    PaymentTransaction,
+    Reservation,
+    Shipment,
+    ShipmentLine,
+    ShippingMethod,
+    Stock,
+    StockMovement,
+    TrackingEvent,
+)
+from om_core.services import idempotency, notifications, payments
+from om_core.services.catalog import _PRODUCTS_BY_SKU
+from om_core.services.customers import AddressIn, customers_with_addresses
+from om_core.services.events import record_events
+from om_core.services.fulfilment import CARRIERS
+from om_core.services.orders import Lookups, OrderIn, _record_orders, build_draft, status_from
+from om_core.services.promotions import _ACTIVE, normalize_codes, select_promotions
+from om_core.services.taxes import TaxTable
+from om_core.validation import parse
+
+
+@dataclass
+class BulkOrder:
+    request: dict[str, Any] | OrderIn
+    placed_at: datetime
+    idempotency_key: str | None = None
+
+
+@dataclass
+class BulkResult:
+    number: str | None
+    error: StoreOMError | None = None
+
+
+class BatchLookups(Lookups):
+    """Reads each thing once for a whole batch; stock and promotion use move as drafts are taken."""
+
+    def __init__(self, session: Session, requests: list[OrderIn]) -> None:
+        super().__init__(session)
+        skus = sorted({l.sku for r in requests for l in r.lines})
+        self._products = {p.sku: p for p in read_rows(session, _PRODUCTS_BY_SKU, {"skus": skus})} if skus else {}
+        ids = sorted({r.customer_id for r in requests if r.customer_id is not None})
+        self._customers = customers_with_addresses(session, ids) if ids else {}
+        self._channels: dict[str, Any] = {}
+        self._channel_locations: dict[int, list[Any]] = {}
+        self._locations: dict[str, Any] = {}
+        self._methods = {m.code: m for m in read_rows(session, select(ShippingMethod.__table__).where(ShippingMethod.active.is_(True)))}
+        self._taxes: dict[tuple[str, str | None], TaxTable] = {}
+        self._stocks: dict[tuple[int, int], Any] | None = None
+        self._available: dict[tuple[int, int], int] = {}
+        self._promotions = read_rows(session, _ACTIVE)
+        limited = [p.id for p in self._promotions if p.usage_limit_total or p.usage_limit_per_customer]
+        self._used_total: dict[int, int] = defaultdict(int)
+        self._used_by: dict[tuple[int, int], int] = defaultdict(int)
+        if limited:
+            from om_core.models import PromotionRedemption
+
+            for promo_id, customer_id, count in session.execute(
+                select(PromotionRedemption.promotion_id, PromotionRedemption.customer_id, func.count())
+                .where(PromotionRedemption.promotion_id.in_(limited), PromotionRedemption.voided.is_(False))
+                .group_by(PromotionRedemption.promotion_id, PromotionRedemption.customer_id)
+            ):
+                self._used_total[promo_id] += count
+                if customer_id is not None:
+                    self._used_by[(promo_id, customer_id)] += count
+        self._product_ids = {p.id for p in self._products.values()}
+
+    def channel(self, code: str) -> Any:
+        if code not in self._channels:
+            self._channels[code] = super().channel(code)
+        return self._channels[code]
+
+    def customer(self, customer_id: int) -> tuple[Any, AddressIn | None]:
+        try:
+            return self._customers[customer_id]
+        except KeyError:
+            raise UnknownCustomer(f"Unknown customer {customer_id}", customer_id=customer_id) from None
+
+    def products(self, skus: list[str]) -> dict[str, Any]:
+        missing = sorted(set(skus) - self._products.keys())
+        if missing:
+            raise UnknownProduct(f"Unknown SKU(s): {', '.join(missing)}", skus=missing)
+        return {s: self._products[s] for s in skus}
+
+    def channel_locations(self, channel: Any) -> list[Any]:
+        if channel.id not in self._channel_locations:
+            self._channel_locations[channel.id] = super().channel_locations(channel)
+        return self._channel_locations[channel.id]
+
+    def location(self, code: str) -> Any:
+        if code not in self._locations:
+            self._locations[code] = super().location(code)
+        return self._locations[code]
+
+    def shipping_method(self, code: str) -> Any:
+        if code not in self._methods:
+            return super().shipping_method(code)  # raises the usual error
+        return self._methods[code]
+
+    def taxes(self, country: str, region: str | None) -> TaxTable:
+        key = (country, region)
+        if key not in self._taxes:
+            self._taxes[key] = super().taxes(country, region)
+        return self._taxes[key]
+
+    def stock(self, product_ids: set[int], location_ids: set[int], *, lock: bool, before_allocation: Any) -> tuple[dict, dict]:
+        if self._stocks is None:  # lock every stock row the batch can touch, once, in id order
+            all_locations = {l.id for l in read_rows(self.session, select(Location.id))}
+            self._stocks, self._available = super().stock(self._product_ids, all_locations, lock=lock, before_allocation=None)
+        return self._stocks, self._available
+
+    def promotions(self, *, coupon_codes: list[str], customer_id: int | None, at: datetime, lock: bool, exclude_order: int | None) -> list[Any]:
+        mine = {p.id: self._used_by.get((p.id, customer_id), 0) for p in self._promotions} if customer_id is not None else {}
+        return select_promotions(self._promotions, codes=normalize_codes(coupon_codes), customer_id=customer_id, at=at,
+                                 used_total=self._used_total, used_by_customer=mine)
+
+    def alternatives(self, channel: Any, product: Any, requested: int, candidate_ids: set[int]) -> dict[str, Any]:
+        return {"backorder": product.backorder_policy == "allow", "other_locations": [], "similar_skus": []}
+
+    def take(self, draft: Any, customer_id: int | None) -> None:
+        """A draft was accepted: its units are no longer available, its promotions were used once more."""
+        for d in draft.lines:
+            for location, qty in d.allocations:
+                self._available[(d.product.id, location.id)] -= qty
+        for promo in draft.promotions:
+            self._used_total[promo.id] += 1
+            if customer_id is not None:
+                self._used_by[(promo.id, customer_id)] += 1
+
+
+def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None = None, notify: bool = False) -> list[BulkResult]:
+    """Place many orders in the caller's transaction. Each result is the order number or the error
+    that request got (a short order writes nothing for itself; the others still go through)."""
+    results: list[BulkResult] = [BulkResult(None) for _ in batch]
+    parsed: list[tuple[int, OrderIn]] = []
+    for i, item in enumerate(batch):
+        try:
+            req = parse(OrderIn, item.request)
+            if req.payment_token is not None:
+                payments.check_token(req.payment_token)
+            parsed.append((i, req))
+        except StoreOMError as exc:
+            results[i].error = exc
+    look = BatchLookups(session, [r for _, r in parsed])
+    entries, placed_index, digests = [], [], {}
+    for i, req in parsed:
+        item = batch[i]
+        try:
+            if item.idempotency_key is not None:
+                digest = idempotency.request_hash(req)
+                remembered = idempotency.recall(session, "order.place", item.idempotency_key, digest)
+                if remembered is not None:
+                    results[i].number = remembered["order_number"]
+                    continue
+                digests[i] = digest
+            draft = build_draft(session, req, lock=True, at=item.placed_at, lookups=look)
+            if draft.total > 0 and req.payment_token is None:
+                raise ValidationError("A payment token is required for an order with a total above zero",
+                                      errors=[{"field": "payment_token", "reason": "required"}])
+        except StoreOMError as exc:
+            results[i].error = exc
+            continue
+        look.take(draft, req.customer_id)
+        entries.append((req, draft, item.placed_at))
+        placed_index.append(i)
+    if not entries:
+        return results
+    placed = _record_orders(session, entries, actor=actor, event="order_placed", adopt=False)
+    payments.authorize_new(session, [(o, e[0].payment_token, e[0].gateway) for o, e in zip(placed, entries) if e[0].payment_token], actor=actor)
+    carry_out = [o for o, e in zip(placed, entries) if e[0].delivery == "carry_out"]
+    if carry_out:
+        _hand_over_all(session, [o.id for o in carry_out], at=None, actor=actor)
+    for i, order in zip(placed_index, placed):
+        results[i].number = order.number
+        if i in digests:
+            idempotency.remember(session, "order.place", batch[i].idempotency_key, digests[i], {"order_number": order.number})
+    if notify:
+        for order, (_, draft, _) in zip(placed, entries):
+            session.add(order)
+            notifications.notify_order(session, order, "order_confirmed", customer=draft.customer,
+                                       lines=[{"sku": d.product.sku, "name": d.product.name, "quantity": d.line.quantity} for d in draft.lines])
+    return results
+
+
+# --- handing goods over: reservations become sales, payments are captured -------------------------
+
+_ACTIVE_RESERVATIONS = (
+    select(Reservation.id, Reservation.stock_id, Reservation.quantity, OrderLine.order_id, OrderLine.id.label("line_id"))
+    .join(OrderLine, OrderLine.id == Reservation.order_line_id)
+    .where(OrderLine.order_id.in_(bindparam("order_ids", expanding=True)), Reservation.status == "active")
+)
+_FULFIL_RESERVATIONS = (
+    update(Reservation.__table__).where(Reservation.id.in_(bindparam("ids", expanding=True)))
+    .values(status="fulfilled", closed_at=bindparam("now"))
+)
+_TAKE_OFF_SHELF = update(Stock.__table__).where(Stock.id == bindparam("sid")).values(on_hand=Stock.on_hand - bindparam("units"))
+_INSERT_MOVEMENTS = insert(StockMovement.__table__)
+_LINE_FULFILLED = (
+    update(OrderLine.__table__).where(OrderLine.id == bindparam("lid"))
+    .values(quantity_fulfilled=OrderLine.quantity_fulfilled + bindparam("units"))
+)
+_LINE_DELIVERED = (
+    update(OrderLine.__table__).where(OrderLine.id == bindparam("lid"))
+    .values(quantity_delivered=OrderLine.quantity_delivered + bindparam("units"))
+)
+_OPEN_AUTHORIZATIONS = (
+    select(Payment.id, Payment.order_id, Payment.gateway, Order.number, PaymentTransaction.kind, PaymentTransaction.amount,
+           PaymentTransaction.gateway_reference, PaymentTransaction.parent_reference, PaymentTransaction.status)
+    .join(Order, Order.id == Payment.order_id)
+    .join(PaymentTransaction, PaymentTransaction.payment_id == Payment.id)
+    .where(Payment.order_id.in_(bindparam("order_ids", expanding=True)))
+    .order_by(PaymentTransaction.id)
+)
+_INSERT_TRANSACTIONS = insert(PaymentTransaction.__table__)
+_LINE_TOTALS = (
+    select(OrderLine.order_id, func.sum(OrderLine.quantity - OrderLine.quantity_cancelled), func.sum(OrderLine.quantity_fulfilled),
+           func.sum(OrderLine.quantity_delivered), func.sum(OrderLine.quantity_returned), func.sum(OrderLine.quantity_backordered), Order.hold)
+    .join(Order, Order.id == OrderLine.order_id)
+    .where(OrderLine.order_id.in_(bindparam("order_ids", expanding=True)))
+    .group_by(OrderLine.order_id, Order.hold)
+)
+_SET_STATUS = update(Order.__table__).where(Order.id == bindparam("oid")).values(status=bindparam("status"), updated_at=bindparam("now"))
+
+
+def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | None, actor: str | None,
+                   location_filter: dict[int, set[int]] | None = None) -> dict[int, dict[int, int]]:
+    """Every active reservation of these orders (optionally only at given locations per order) becomes
+    a sale: reservation rows fulfilled, 'sale' ledger rows, on hand down, lines fulfilled; then the
+    open authorizations are captured. Returns {order_id: {line_id: units}} handed over."""
+    now = at or utcnow()
+    rows = read_rows(session, _ACTIVE_RESERVATIONS, {"order_ids": order_ids})
+    stock_location = dict(session.execute(select(Stock.id, Stock.location_id).where(Stock.id.in_({r.stock_id for r in rows}))).all()) if rows else {}
+    if location_filter is not None:
+        rows = [r for r in rows if stock_location[r.stock_id] in location_filter.get(r.order_id, set())]
+    if not rows:
+        return {}
+    order_numbers = dict(session.execute(select(Order.id, Order.number).where(Order.id.in_({r.order_id for r in rows}))).all())
+    write_rows(session, _FULFIL_RESERVATIONS, {"ids": [r.id for r in rows], "now": now})
+    per_stock: dict[int, int] = defaultdict(int)
+    per_line: dict[int, int] = defaultdict(int)
+    handed: dict[int, dict[int, int]] = defaultdict(dict)
+    for r in rows:
+        per_stock[r.stock_id] += r.quantity
+        per_line[r.line_id] += r.quantity
+        handed[r.order_id][r.line_id] = handed[r.order_id].get(r.line_id, 0) + r.quantity
+    write_rows(session, _TAKE_OFF_SHELF, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items())])
+    write_rows(session, _INSERT_MOVEMENTS, [
+        {"stock_id": r.stock_id, "kind": "sale", "quantity": -r.quantity, "reserved_change": -r.quantity, "reason": None,
+         "reference": f"order:{order_numbers[r.order_id]}", "actor": actor, "at": now} for r in rows
+    ])
+    write_rows(session, _LINE_FULFILLED, [{"lid": lid, "units": q} for lid, q in per_line.items()])
+    session.execute(update(Order).where(Order.id.in_(list(handed)), Order.fulfilment_started_at.is_(None)).values(fulfilment_started_at=now))
+    _capture_open(session, list(handed), at=now, actor=actor)
+    _refresh_statuses(session, list(handed), now)
+    return handed
+
+
+def _capture_open(session: Session, order_ids: list[int], *, at: datetime, actor: str | None) -> None:
+    """Capture what is still authorized on these orders (their goods have all been handed over)."""
+    by_payment: dict[int, dict[str, Any]] = {}
+    for r in read_rows(session, _OPEN_AUTHORIZATIONS, {"order_ids": order_ids}):
+        p = by_payment.setdefault(r.id, {"order_id": r.order_id, "number": r.number, "gateway": r.gateway, "auth": [], "used": defaultdict(Decimal)})
+        if r.status != "succeeded":
+            continue
+        if r.kind == "authorize":
+            p["auth"].append((r.gateway_reference, Decimal(r.amount)))
+        elif r.kind in ("capture", "void") and r.parent_reference:
+            p["used"][r.parent_reference] += Decimal(r.amount)
+    txs, events = [], []
+    for payment_id, p in by_payment.items():
+        gw = payments.get_gateway(p["gateway"])
+        for ref, amount in p["auth"]:
+            left = amount - p["used"][ref]
+            if left <= 0:
+                continue
+            result = gw.capture(ref, left, f"{p['number']}:capture:{ref}")
+            txs.append(dict(payment_id=payment_id, kind="capture", amount=left, status="succeeded" if result.approved else "declined",
+                            gateway_reference=result.reference, parent_reference=ref, message=result.message or None, idempotency_key=None, at=at))
+            events.append(dict(order_id=p["order_id"], kind="payment_captured" if result.approved else "payment_capture_declined",
+                               actor=actor, channel=None, data={"amount": str(left)}, at=at))
+    if txs:
+        write_rows(session, _INSERT_TRANSACTIONS, txs)
+        record_events(session, events)
+
+
+def _refresh_statuses(session: Session, order_ids: list[int], now: datetime) -> None:
+    updates = [
+        {"oid": oid, "status": status_from(active=int(a), fulfilled=int(f), delivered=int(d), returned=int(r), backordered=int(b), hold=h), "now": now}
+        for oid, a, f, d, r, b, h in read_rows(session, _LINE_TOTALS, {"order_ids": order_ids})
+    ]
+    if updates:
+        write_rows(session, _SET_STATUS, updates)
+
+
+# --- shipping and delivery ------------------------------------------------------------------------
+
+_INSERT_SHIPMENTS = insert(Shipment.__table__).returning(Shipment.id, Shipment.number)
+_INSERT_SHIPMENT_LINES = insert(ShipmentLine.__table__)
+_INSERT_TRACKING = insert(TrackingEvent.__table__)
+_ORDERS_TO_SHIP = (
+    select(Order.id, Order.number, Order.delivery_method, Order.placed_at, Order.promised_delivery_days, Order.hold, Order.status,
+           Order.shipping_method_id)
+    .where(Order.number.in_(bindparam("numbers", expanding=True)))
+)
+
+
+def ship_orders(session: Session, numbers: list[str], *, at: datetime, actor: str | None = None) -> dict[str, list[str]]:
+    """Ship every reserved unit of these orders: one shipment per location, dispatched at `at` (no
+    PDF label in bulk), stock sold, payment captured. Pickup orders become ready at the counter
+    instead (handed over when collected). Orders on hold or cancelled are skipped."""
+    orders = [o for o in read_rows(session, _ORDERS_TO_SHIP, {"numbers": numbers}) if not o.hold and o.status in ("placed", "backordered", "partially_fulfilled")]
+    if not orders:
+        return {}
+    by_id = {o.id: o for o in orders}
+    rows = read_rows(session, _ACTIVE_RESERVATIONS, {"order_ids": list(by_id)})
+    stock_location = dict(session.execute(select(Stock.id, Stock.location_id).where(Stock.id.in_({r.stock_id for r in rows}))).all()) if rows else {}
+    kinds = dict(session.execute(select(Location.id, Location.kind)).all())
+    levels = {m.id: m.service_level for m in read_rows(session, select(ShippingMethod.id, ShippingMethod.service_level))}
+    groups: dict[tuple[int, int], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for r in rows:
+        groups[(r.order_id, stock_location[r.stock_id])][r.line_id] += r.quantity
+    shipments, keyed = [], []
+    for (order_id, location_id), lines in sorted(groups.items()):
+        o = by_id[order_id]
+        pickup = o.delivery_method == "pickup"
+        service = "pickup" if pickup else levels.get(o.shipping_method_id, "standard")
+        promised = o.placed_at + timedelta(days=o.promised_delivery_days or 0)
+        number = f"SH-{secrets.token_hex(5).upper()}"
+        carrier = None if pickup else CARRIERS.get(service, "usps")
+        shipments.append(dict(
+            number=number, order_id=order_id, location_id=location_id,
+            kind="pickup" if pickup else ("dropship" if kinds[location_id] == "dropship" else "ship"),
+            status="ready_for_pickup" if pickup else "dispatched", carrier=carrier, service_level=service,
+            tracking_number=None if pickup else f"{carrier[:2].upper()}{secrets.randbelow(10**16):016d}",  # type: ignore[index]
+            label_path=None, weight_kg=None, shipping_cost=None, promised_at=promised, estimated_at=promised, delayed=False,
+            created_at=at, packed_at=at, dispatched_at=None if pickup else at, delivered_at=None,
+            ready_at=at if pickup else None, expires_at=at + timedelta(days=7) if pickup else None,
+        ))
+        keyed.append((number, lines))
+    ids = {number: sid for sid, number in write_rows(session, _INSERT_SHIPMENTS, shipments)}
+    write_rows(session, _INSERT_SHIPMENT_LINES, [
+        {"shipment_id": ids[number], "order_line_id": lid, "quantity": q} for number, lines in keyed for lid, q in lines.items()
+    ])
+    write_rows(session, _INSERT_TRACKING, [
+        {"shipment_id": ids[s["number"]], "kind": "label_created", "at": at, "location_text": None, "description": "Label created",
+         "carrier_event_id": f"storeom:{s['number']}:label", "received_at": at}
+        for s in shipments if s["kind"] != "pickup"
+    ])
+    ship_now = {s["order_id"]: set() for s in shipments if s["kind"] != "pickup"}
+    for s in shipments:
+        if s["kind"] != "pickup":
+            ship_now[s["order_id"]].add(s["location_id"])
+    session.execute(update(Order).where(Order.id.in_(list(by_id)), Order.fulfilment_started_at.is_(None)).values(fulfilment_started_at=at))
+    if ship_now:
+        _hand_over_all(session, list(ship_now), at=at, actor=actor, location_filter=ship_now)
+    record_events(session, [
+        dict(order_id=s["order_id"], kind="ready_for_pickup" if s["kind"] == "pickup" else "shipment_dispatched", actor=actor, channel=None,
+             data={"shipment": s["number"], "tracking_number": s["tracking_number"]}, at=at)
+        for s in shipments
+    ])
+    result: dict[str, list[str]] = defaultdict(list)
+    for s in shipments:
+        result[by_id[s["order_id"]].number].append(s["number"])
+    return dict(result)
+
+
+_SHIPMENTS_BY_NUMBER = (
+    select(Shipment.id, Shipment.number, Shipment.order_id, Shipment.kind, Shipment.status, Shipment.location_id)
+    .where(Shipment.number.in_(bindparam("numbers", expanding=True)))
+)
+_SHIPMENT_LINES = select(ShipmentLine.shipment_id, ShipmentLine.order_line_id, ShipmentLine.quantity).where(
+    ShipmentLine.shipment_id.in_(bindparam("ids", expanding=True)))
+_SET_DELIVERED = (
+    update(Shipment.__table__).where(Shipment.id == bindparam("sid"))
+    .values(status=bindparam("status"), delivered_at=bindparam("at"), dispatched_at=func.coalesce(Shipment.dispatched_at, bindparam("at")))
+)
+
+
+def deliver_shipments(session: Session, deliveries: dict[str, datetime], *, actor: str | None = None) -> None:
+    """Parcels delivered (a 'delivered' scan each) and pickups collected (handed over, captured) at the given times."""
+    rows = read_rows(session, _SHIPMENTS_BY_NUMBER, {"numbers": list(deliveries)})
+    pickups = [r for r in rows if r.kind == "pickup" and r.status == "ready_for_pickup"]
+    parcels = [r for r in rows if r.kind != "pickup" and r.status in ("dispatched", "in_transit", "out_for_delivery", "exception")]
+    for r in pickups:  # collected: the goods leave the store now
+        _hand_over_all(session, [r.order_id], at=deliveries[r.number], actor=actor, location_filter={r.order_id: {r.location_id}})
+    done = pickups + parcels
+    if not done:
+        return
+    write_rows(session, _SET_DELIVERED, [
+        {"sid": r.id, "status": "collected" if r.kind == "pickup" else "delivered", "at": deliveries[r.number]} for r in done
+    ])
+    write_rows(session, _INSERT_TRACKING, [
+        {"shipment_id": r.id, "kind": "delivered", "at": deliveries[r.number], "location_text": None, "description": "Delivered",
+         "carrier_event_id": f"storeom:{r.number}:delivered", "received_at": deliveries[r.number]} for r in parcels
+    ])
+    per_line: dict[int, int] = defaultdict(int)
+    for sl in read_rows(session, _SHIPMENT_LINES, {"ids": [r.id for r in done]}):
+        per_line[sl.order_line_id] += sl.quantity
+    write_rows(session, _LINE_DELIVERED, [{"lid": lid, "units": q} for lid, q in per_line.items()])
+    latest = max(deliveries[r.number] for r in done)
+    _refresh_statuses(session, sorted({r.order_id for r in done}), latest)
+    record_events(session, [
+        dict(order_id=r.order_id, kind="picked_up" if r.kind == "pickup" else "tracking_delivered", actor=actor, channel=None,
+             data={"shipment": r.number}, at=deliveries[r.number]) for r in done
+    ])
+
+
+__all__ = ["BatchLookups", "BulkOrder", "BulkResult", "deliver_shipments", "place_orders", "ship_orders"]
