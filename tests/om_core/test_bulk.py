@@ -5,22 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
 from om_core.errors import InsufficientStock, UnknownProduct, ValidationError
 from om_core.models import Order, Payment, Shipment
 from om_core.services import bulk, inventory, orders, payments
 from tests.om_core.helpers import available, row_counts
-from tests.om_core.store import build_store, web_order
+from tests.om_core.store import web_order
 
 NOW = datetime(2030, 3, 4, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db):
-    build_store(db)
-    return db
 
 
 def place(db, requests, **kw):

@@ -26,14 +26,6 @@ from om_core.errors import (
 from om_core.models import ChannelLocation, Location
 from om_core.services import catalog, locations
 from tests.om_core.helpers import fields, refused
-from tests.om_core.store import build_store
-
-
-@pytest.fixture
-def store(db: Database) -> Database:
-    build_store(db)
-    return db
-
 
 # --- helpers -------------------------------------------------------------------------------
 

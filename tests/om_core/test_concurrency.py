@@ -7,7 +7,6 @@ import multiprocessing
 import threading
 from collections import Counter
 
-import pytest
 from sqlalchemy import func, select
 
 from om_core.db import Database
@@ -15,12 +14,6 @@ from om_core.errors import InsufficientStock
 from om_core.models import Reservation
 from om_core.services import inventory, orders
 from tests.om_core.store import build_store, web_order
-
-
-@pytest.fixture
-def store(db):
-    build_store(db)
-    return db
 
 
 def active_reserved(db: Database) -> int:

@@ -14,7 +14,7 @@ from om_core.models import Feedback
 from om_core.services import fulfilment, orders
 from om_core.services.feedback import record_feedback
 from tests.om_core.helpers import fields, refused
-from tests.om_core.store import ADA, build_store, web_order
+from tests.om_core.store import ADA, web_order
 
 T0 = datetime(2030, 3, 4, 15, 0, tzinfo=UTC)
 
@@ -29,12 +29,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def clock():
     with frozen_at(T0):
         yield
-
-
-@pytest.fixture
-def store(db):
-    build_store(db)
-    return db
 
 
 def shipped(db, *lines) -> tuple[str, list[str]]:

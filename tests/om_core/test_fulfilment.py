@@ -31,7 +31,7 @@ from om_core.models import (
 from om_core.services import fulfilment, inventory, orders, payments
 from om_core.services.fulfilment import UnknownShipment
 from tests.om_core.helpers import available, fields, refused, table_snapshot
-from tests.om_core.store import build_store, web_order
+from tests.om_core.store import web_order
 
 T0 = datetime(2030, 3, 4, 15, 0, tzinfo=UTC)  # placement time of every order here
 DAY = timedelta(days=1)
@@ -47,12 +47,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def clock():
     with frozen_at(T0):
         yield
-
-
-@pytest.fixture
-def store(db):
-    build_store(db)
-    return db
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -18,15 +18,9 @@ from om_core.models import Location, Order, OrderLine, Product, Reservation, Sto
 from om_core.services import inventory, orders
 from om_core.services.locations import get_channel
 from tests.om_core.helpers import fields, refused
-from tests.om_core.store import build_store, web_order
+from tests.om_core.store import web_order
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def store(db: Database) -> Database:
-    build_store(db)
-    return db
 
 
 def _stock(s: Session, sku: str, location: str) -> Stock | None:

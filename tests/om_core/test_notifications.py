@@ -33,15 +33,9 @@ from om_core.services.notifications import (
     render,
     transport_from_env,
 )
-from tests.om_core.store import ADA, BOB, build_store, web_order
+from tests.om_core.store import ADA, BOB, web_order
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db):
-    build_store(db)
-    return db
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -23,13 +23,7 @@ from om_core.errors import (
 from om_core.models import Order, OrderEvent, Reservation, StockMovement
 from om_core.services import inventory, orders, payments
 from tests.om_core.helpers import available, row_counts
-from tests.om_core.store import BOB, NY_ADDRESS, build_store, web_order
-
-
-@pytest.fixture
-def store(db):
-    build_store(db)
-    return db
+from tests.om_core.store import BOB, NY_ADDRESS, web_order
 
 
 def place(db, request, **kw):

@@ -16,7 +16,7 @@ from om_core.models import Order, OrderEvent, Payment, PaymentTransaction
 from om_core.services import orders, payments, promotions
 from om_core.services.payments import TestGateway
 from tests.om_core.helpers import table_row_counts
-from tests.om_core.store import build_store, web_order
+from tests.om_core.store import web_order
 
 D = Decimal
 ZERO = D("0.00")
@@ -34,12 +34,6 @@ def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestGateway]:
     gw.name = "spy"
     payments.register_gateway(gw)
     yield gw
-
-
-@pytest.fixture
-def store(db: Database) -> Database:
-    build_store(db)
-    return db
 
 
 def order_request(**extra: Any) -> dict[str, Any]:

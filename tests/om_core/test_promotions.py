@@ -16,7 +16,7 @@ from om_core.errors import AlreadyExists, CouponError, PromotionLimitReached, Va
 from om_core.models import Base, LineDiscount, Order, OrderLine, Promotion, PromotionRedemption
 from om_core.services import orders, promotions
 from om_core.services.promotions import PricedLine, apply_promotions
-from tests.om_core.store import ADA, BOB, NY_ADDRESS, build_store, web_order
+from tests.om_core.store import ADA, BOB, NY_ADDRESS, web_order
 
 D = Decimal
 ZERO = D("0.00")
@@ -206,12 +206,6 @@ def test_promotion_that_gives_nothing_is_not_applied() -> None:
 
 
 # --- through quotes and orders on the test store ----------------------------------------------
-
-
-@pytest.fixture
-def store(db: Database) -> Database:
-    build_store(db)
-    return db
 
 
 def create(db: Database, **data: Any) -> int:

@@ -28,15 +28,8 @@ from om_core.errors import (
 from om_core.models import Location, Product, Stock, StockMovement
 from om_core.services import catalog, purchasing
 from tests.om_core.helpers import fields, refused, table_row_counts
-from tests.om_core.store import build_store
 
 T0 = datetime(2031, 3, 14, 9, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db: Database) -> Database:
-    build_store(db)
-    return db
 
 
 # --- helpers -------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from om_core.models import Location, OutboxMessage, Payment, PaymentTransaction,
 from om_core.services import fulfilment, inventory, orders, payments, returns
 from om_core.services.returns import NotReturnable, UnknownReturn
 from tests.om_core.helpers import available, fields, refused
-from tests.om_core.store import build_store, web_order
+from tests.om_core.store import web_order
 
 T0 = datetime(2030, 3, 4, 15, 0, tzinfo=UTC)  # placement
 DAY = timedelta(days=1)
@@ -46,12 +46,6 @@ def clock():
     """Placed and shipped at T0, delivered two days later; the return business happens a day after that."""
     with frozen_at(T0 + 3 * DAY):
         yield
-
-
-@pytest.fixture
-def store(db):
-    build_store(db)
-    return db
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -15,18 +15,12 @@ from om_core.models import Location, Order, Payment, ShippingMethod, TaxRate
 from om_core.services import orders, payments, promotions, shipping, taxes
 from om_core.services.taxes import TaxTable, tax_on
 from tests.om_core.helpers import table_row_counts
-from tests.om_core.store import BOB, NY_ADDRESS, build_store, web_order
+from tests.om_core.store import BOB, NY_ADDRESS, web_order
 
 D = Decimal
 ZERO = D("0.00")
 CA_ADDRESS = {"line1": "1 Market St", "city": "San Francisco", "region": "CA", "postal_code": "94105", "country": "US"}
 GB_ADDRESS = {"line1": "10 Downing St", "city": "London", "postal_code": "SW1A 2AA", "country": "GB"}
-
-
-@pytest.fixture
-def store(db: Database) -> Database:
-    build_store(db)
-    return db
 
 
 def pos_sale(*lines: tuple[str, int], **extra: Any) -> dict[str, Any]:
