@@ -965,5 +965,15 @@ def demo(fresh: bool, seed: int) -> None:
     emit(summary)
 
 
+def _register_subcommands() -> None:
+    """Command groups that live in their own modules."""
+    from om_core.cli_import import import_group
+
+    main.add_command(import_group, "import")
+
+
+_register_subcommands()
+
+
 if __name__ == "__main__":
     main()

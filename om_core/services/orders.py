@@ -598,6 +598,13 @@ def _record_orders(
     return orders
 
 
+def _selling_store(session: Session, order: Order) -> str:
+    """Where a carry-out sale happened: the recorded store, else the channel's first location."""
+    if order.pickup_location_id is not None:
+        return session.get_one(Location, order.pickup_location_id).code
+    return channel_locations(session, order.channel)[0].code
+
+
 def place_replacement_order(
     session: Session, original: Order, lines: list[LineIn | dict[str, Any]], *, reason: str, actor: str | None = None
 ) -> Order:
@@ -617,7 +624,7 @@ def place_replacement_order(
         "delivery": original.delivery_method,
         "shipping_method": method.code if method else None,
         "pickup_location": session.get_one(Location, original.pickup_location_id).code if original.pickup_location_id else None,
-        "location": channel_locations(session, original.channel)[0].code if original.delivery_method == "carry_out" else None,
+        "location": _selling_store(session, original) if original.delivery_method == "carry_out" else None,
         "ship_from_store": original.ship_from_store_allowed, "shipping_address": address,
     })
     draft = build_draft(session, req, lock=True, unit_prices={l.sku: ZERO for l in wanted}, free_shipping=True)
