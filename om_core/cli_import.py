@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from om_core.cli import _json_default, database, emit
+from om_core.cli_common import _json_default, database, emit
 from om_core.errors import StoreOMError
 
 MAX_ERRORS_SHOWN = 50
