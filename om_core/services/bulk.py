@@ -29,6 +29,7 @@ from om_core.models import (
     OrderLine,
     Payment,
     PaymentTransaction,
+    PromotionRedemption,
     Reservation,
     Shipment,
     ShipmentLine,
@@ -82,8 +83,6 @@ class BatchLookups(Lookups):
         self._used_total: dict[int, int] = defaultdict(int)
         self._used_by: dict[tuple[int, int], int] = defaultdict(int)
         if limited:
-            from om_core.models import PromotionRedemption
-
             for promo_id, customer_id, count in session.execute(
                 select(PromotionRedemption.promotion_id, PromotionRedemption.customer_id, func.count())
                 .where(PromotionRedemption.promotion_id.in_(limited), PromotionRedemption.voided.is_(False))

@@ -98,12 +98,12 @@ def _units_in_open_shipments(session: Session, order: Order) -> dict[tuple[int, 
     return {(line_id, loc): int(q) for line_id, loc, q in rows}
 
 
-def _promised_at(order: Order, location: Location, now: datetime) -> datetime:
-    """Promised delivery: after the location's cut-off, the parcel leaves the next day."""
+def _promised_at(order: Order, location: Location) -> datetime:
+    """Promised delivery: the service's days from placement; after the location's cut-off, one day later."""
     start = order.placed_at
     if location.cutoff_hour_utc is not None and start.hour >= location.cutoff_hour_utc:
         start += timedelta(days=1)
-    return max(start, now) if order.promised_delivery_days is None else start + timedelta(days=order.promised_delivery_days or 0)
+    return start + timedelta(days=order.promised_delivery_days or 0)
 
 
 def create_shipments(session: Session, number: str, *, actor: str | None = None) -> list[Shipment]:
@@ -135,7 +135,7 @@ def create_shipments(session: Session, number: str, *, actor: str | None = None)
         shipment = Shipment(
             number=f"SH-{secrets.token_hex(5).upper()}", order_id=order.id, location_id=location_id, kind=kind, status="pending",
             carrier=None if kind == "pickup" else CARRIERS.get(service, "usps"), service_level=service,
-            promised_at=_promised_at(order, location, now), created_at=now, delayed=False,
+            promised_at=_promised_at(order, location), created_at=now, delayed=False,
         )
         shipment.lines = [ShipmentLine(order_line_id=lid, quantity=q) for lid, q in sorted(todo.items())]
         session.add(shipment)
