@@ -219,7 +219,9 @@ def _candidate_locations(look: Lookups, channel: Channel, req: OrderIn) -> tuple
                 errors=[{"field": "location", "reason": "not assigned to the channel"}],
             )
         return [store], None
-    return shipping_locations(assigned, ship_from_store=req.ship_from_store), None
+    shippers = shipping_locations(assigned, ship_from_store=req.ship_from_store)
+    full = look.locations_at_capacity([l for l in shippers if l.daily_capacity is not None])
+    return [l for l in shippers if l.id not in full], None
 
 
 def shipping_locations(assigned: list[Any], *, ship_from_store: bool) -> list[Any]:
@@ -354,6 +356,21 @@ class Lookups:
 
     def alternatives(self, channel: Any, product: Any, requested: int, candidate_ids: set[int]) -> dict[str, Any]:
         return _alternatives(self.session, channel, product, requested, candidate_ids)
+
+    def locations_at_capacity(self, locations: list[Any]) -> set[int]:
+        """Locations that have already taken today's `daily_capacity` of orders to ship (UTC day):
+        new orders are routed elsewhere until tomorrow."""
+        if not locations:
+            return set()
+        day_start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        taken = dict(self.session.execute(
+            select(Stock.location_id, func.count(func.distinct(OrderLine.order_id)))
+            .join(Reservation, Reservation.stock_id == Stock.id)
+            .join(OrderLine, OrderLine.id == Reservation.order_line_id)
+            .where(Stock.location_id.in_([l.id for l in locations]), Reservation.created_at >= day_start)
+            .group_by(Stock.location_id)
+        ).all())
+        return {l.id for l in locations if taken.get(l.id, 0) >= l.daily_capacity}
 
 
 def build_draft(

@@ -586,3 +586,22 @@ def test_route_with_an_explicit_strategy_and_an_unknown_one(store):
     with pytest.raises(ValidationError), store.transaction() as s:
         orders.route_order(s, number, strategy="cheapest_guess")
     assert row_counts(store) == before
+
+
+def test_a_location_at_its_daily_capacity_is_skipped_until_tomorrow(store):
+    from datetime import UTC, datetime, timedelta
+
+    from om_core.clock import frozen_at
+    from om_core.models import Location
+
+    with store.transaction() as s:
+        s.scalar(select(Location).where(Location.code == "WH-EAST")).daily_capacity = 2
+    day = datetime(2030, 5, 6, 9, 0, tzinfo=UTC)
+    with frozen_at(day):
+        first = [place(store, web_order(("MUG", 1))) for _ in range(3)]
+    locations = [view(store, n)["lines"][0]["reservations"][0]["location"] for n in first]
+    # WH-EAST (nearest, 100 MUGs) takes two orders; the third goes to ST-NYC (ship from store)
+    assert locations == ["WH-EAST", "WH-EAST", "ST-NYC"]
+    with frozen_at(day + timedelta(days=1)):
+        tomorrow = place(store, web_order(("MUG", 1)))
+    assert view(store, tomorrow)["lines"][0]["reservations"][0]["location"] == "WH-EAST"
