@@ -909,8 +909,10 @@ def demo(fresh: bool, seed: int) -> None:
 def _register_subcommands() -> None:
     """Command groups that live in their own modules."""
     from om_core.cli_import import import_group
+    from om_core.cli_pipeline import pipeline_group
 
     main.add_command(import_group, "import")
+    main.add_command(pipeline_group, "pipeline")
 
 
 _register_subcommands()

@@ -1,0 +1,148 @@
+"""The pipelines' resources: read-only access to the core's database (with the as-of date every asset
+sees) and the Parquet warehouse IO manager.
+
+Timestamps leave the database as naive UTC (`datetime64[ns]`); money as float rounded to the cent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+import fsspec
+import pandas as pd
+from pydantic import PrivateAttr
+
+
+def _parse_as_of(value: str | date | None) -> date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+class StoreDatabase(dg.ConfigurableResource):
+    """The core's database, read only (SQLite or PostgreSQL).
+
+    `url` defaults to STOREOM_DATABASE_URL (or STOREOM_HOME/storeom.db); `as_of` (YYYY-MM-DD) is the
+    last day the pipelines see -- nothing stamped after the end of that day (UTC) is read. Without it,
+    the as-of date is the day of the latest order.
+    """
+
+    url: str | None = None
+    as_of: str | None = None
+    _engine: Any = PrivateAttr(default=None)
+    _as_of: date | None = PrivateAttr(default=None)
+
+    # --- connection ---------------------------------------------------------------------------------
+    def database_url(self) -> str:
+        from om_core.config import get_settings
+
+        return self.url or get_settings().database_url
+
+    def engine(self):  # type: ignore[no-untyped-def]
+        if self._engine is None:
+            from om_core.db import make_engine
+
+            self._engine = make_engine(self.database_url())
+        return self._engine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url().startswith("sqlite")
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """One wide read. SQL uses `:name` parameters (portable between SQLite and PostgreSQL)."""
+        params = dict(params or {})
+        engine = self.engine()
+        if self.is_sqlite:
+            params = {k: (v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else v) for k, v in params.items()}
+            raw = engine.raw_connection()
+            try:
+                cur = raw.driver_connection.execute(sql, params)
+                columns = [d[0] for d in cur.description]
+                return pd.DataFrame.from_records(cur.fetchall(), columns=columns)
+            finally:
+                raw.close()
+        from sqlalchemy import text
+
+        with engine.connect() as conn:
+            result = conn.execute(text(sql), params)
+            return pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()))
+
+    # --- the as-of date -----------------------------------------------------------------------------
+    def as_of_date(self) -> date:
+        """The configured as-of day, else the day of the latest order (today when there is none)."""
+        if self._as_of is None:
+            configured = _parse_as_of(self.as_of)
+            if configured is None:
+                latest = self.query("SELECT MAX(placed_at) AS latest FROM orders")["latest"].iloc[0]
+                configured = pd.Timestamp(latest).date() if latest is not None and not pd.isna(latest) else date.today()
+            self._as_of = configured
+        return self._as_of
+
+    def cutoff(self) -> datetime:
+        """The first instant after the as-of day (naive UTC): rows stamped at or after it are not used."""
+        d = self.as_of_date() + timedelta(days=1)
+        return datetime(d.year, d.month, d.day)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+class WarehouseIOManager(dg.ConfigurableIOManager):
+    """Each asset is one Parquet file `<base_url>/<asset_name>.parquet` (local path or any fsspec URL,
+    e.g. s3://bucket/warehouse). A file is written under a temporary name in the same folder/prefix
+    and then renamed over the old one, so a reader sees the old or the new file, never half of one."""
+
+    base_url: str | None = None
+
+    def _base(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        from om_core.config import get_settings
+
+        return str(get_settings().warehouse_dir)
+
+    def path_for(self, asset_key: dg.AssetKey) -> str:
+        return f"{self._base()}/{'__'.join(asset_key.path)}.parquet"
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        if obj is None:
+            return
+        write_parquet(obj, self.path_for(context.asset_key))
+        context.add_output_metadata({"path": dg.MetadataValue.path(self.path_for(context.asset_key))})
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        key = context.upstream_output.asset_key if context.upstream_output is not None else context.asset_key
+        return read_parquet(self.path_for(key))
+
+
+def write_parquet(df: pd.DataFrame, url: str) -> None:
+    """Write `df` to `url` atomically: temp file in the same folder, then rename over the target."""
+    fs, path = fsspec.core.url_to_fs(url)
+    parent = path.rsplit("/", 1)[0]
+    fs.makedirs(parent, exist_ok=True)
+    tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
+    try:
+        with fs.open(tmp, "wb") as fh:
+            df.to_parquet(fh, index=False)
+        fs.mv(tmp, path)
+    finally:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+
+
+def read_parquet(url: str) -> pd.DataFrame:
+    fs, path = fsspec.core.url_to_fs(url)
+    with fs.open(path, "rb") as fh:
+        return pd.read_parquet(fh)
+
+
+def default_resources(as_of: str | None = None, database_url: str | None = None, warehouse_url: str | None = None) -> dict[str, Any]:
+    return {"store_db": StoreDatabase(url=database_url, as_of=as_of), "io_manager": WarehouseIOManager(base_url=warehouse_url)}
