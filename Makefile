@@ -22,9 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/storeom db upgrade
 	$(BIN)/storeom demo $(if $(FRESH),--fresh,)
-	$(BIN)/storeom outbox dispatch
 
 test: install
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

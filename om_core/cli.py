@@ -894,25 +894,17 @@ def outbox_dispatch(limit: int) -> None:
 # --- demo -------------------------------------------------------------------------------------
 
 
-@main.command("demo")
-@click.option("--fresh", is_flag=True, help="Start from an empty database.")
-@click.option("--seed", type=int, default=7, show_default=True)
-def demo(fresh: bool, seed: int) -> None:
-    """Set up the database and a small sample store (reused if it exists)."""
-    from om_core.demo import build_demo_store
-
-    settings = get_settings()
-    summary = build_demo_store(settings, fresh=fresh, seed=seed)
-    emit(summary)
-
-
 def _register_subcommands() -> None:
     """Command groups that live in their own modules."""
+    from om_core.cli_demo import demo
     from om_core.cli_import import import_group
     from om_core.cli_pipeline import pipeline_group
+    from om_core.cli_simulate import simulate
 
     main.add_command(import_group, "import")
     main.add_command(pipeline_group, "pipeline")
+    main.add_command(simulate, "simulate")
+    main.add_command(demo, "demo")
 
 
 _register_subcommands()

@@ -65,7 +65,7 @@ class BulkResult:
 class BatchLookups(Lookups):
     """Reads each thing once for a whole batch; stock and promotion use move as drafts are taken."""
 
-    def __init__(self, session: Session, requests: list[OrderIn]) -> None:
+    def __init__(self, session: Session, requests: list[OrderIn], window: tuple[datetime, datetime] | None = None) -> None:
         super().__init__(session)
         skus = sorted({l.sku for r in requests for l in r.lines})
         self._products = {p.sku: p for p in read_rows(session, _PRODUCTS_BY_SKU, {"skus": skus})} if skus else {}
@@ -79,7 +79,12 @@ class BatchLookups(Lookups):
         self._stocks: dict[tuple[int, int], Any] | None = None
         self._available: dict[tuple[int, int], int] = {}
         self._promotions = read_rows(session, _ACTIVE)
+        if window is not None:  # only what can apply during the batch: a long calendar is mostly past or future
+            first, last = window
+            self._promotions = [p for p in self._promotions
+                                if (p.starts_at is None or p.starts_at <= last) and (p.ends_at is None or p.ends_at > first)]
         limited = [p.id for p in self._promotions if p.usage_limit_total or p.usage_limit_per_customer]
+        self._limited = [p for p in self._promotions if p.usage_limit_per_customer]
         self._used_total: dict[int, int] = defaultdict(int)
         self._used_by: dict[tuple[int, int], int] = defaultdict(int)
         if limited:
@@ -138,7 +143,7 @@ class BatchLookups(Lookups):
         return self._stocks, self._available
 
     def promotions(self, *, coupon_codes: list[str], customer_id: int | None, at: datetime, lock: bool, exclude_order: int | None) -> list[Any]:
-        mine = {p.id: self._used_by.get((p.id, customer_id), 0) for p in self._promotions} if customer_id is not None else {}
+        mine = {p.id: self._used_by.get((p.id, customer_id), 0) for p in self._limited} if customer_id is not None else {}
         return select_promotions(self._promotions, codes=normalize_codes(coupon_codes), customer_id=customer_id, at=at,
                                  used_total=self._used_total, used_by_customer=mine)
 
@@ -169,7 +174,8 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
             parsed.append((i, req))
         except StoreOMError as exc:
             results[i].error = exc
-    look = BatchLookups(session, [r for _, r in parsed])
+    times = [item.placed_at for item in batch]
+    look = BatchLookups(session, [r for _, r in parsed], window=(min(times), max(times)) if times else None)
     entries, placed_index, digests = [], [], {}
     for i, req in parsed:
         item = batch[i]
@@ -369,11 +375,13 @@ def ship_orders(session: Session, numbers: list[str], *, at: datetime, actor: st
     write_rows(session, _INSERT_SHIPMENT_LINES, [
         {"shipment_id": ids[number], "order_line_id": lid, "quantity": q} for number, lines in keyed for lid, q in lines.items()
     ])
-    write_rows(session, _INSERT_TRACKING, [
+    labels = [
         {"shipment_id": ids[s["number"]], "kind": "label_created", "at": at, "location_text": None, "description": "Label created",
          "carrier_event_id": f"storeom:{s['number']}:label", "received_at": at}
         for s in shipments if s["kind"] != "pickup"
-    ])
+    ]
+    if labels:
+        write_rows(session, _INSERT_TRACKING, labels)
     ship_now = {s["order_id"]: set() for s in shipments if s["kind"] != "pickup"}
     for s in shipments:
         if s["kind"] != "pickup":
@@ -417,10 +425,11 @@ def deliver_shipments(session: Session, deliveries: dict[str, datetime], *, acto
     write_rows(session, _SET_DELIVERED, [
         {"sid": r.id, "status": "collected" if r.kind == "pickup" else "delivered", "at": deliveries[r.number]} for r in done
     ])
-    write_rows(session, _INSERT_TRACKING, [
-        {"shipment_id": r.id, "kind": "delivered", "at": deliveries[r.number], "location_text": None, "description": "Delivered",
-         "carrier_event_id": f"storeom:{r.number}:delivered", "received_at": deliveries[r.number]} for r in parcels
-    ])
+    if parcels:
+        write_rows(session, _INSERT_TRACKING, [
+            {"shipment_id": r.id, "kind": "delivered", "at": deliveries[r.number], "location_text": None, "description": "Delivered",
+             "carrier_event_id": f"storeom:{r.number}:delivered", "received_at": deliveries[r.number]} for r in parcels
+        ])
     per_line: dict[int, int] = defaultdict(int)
     for sl in read_rows(session, _SHIPMENT_LINES, {"ids": [r.id for r in done]}):
         per_line[sl.order_line_id] += sl.quantity

@@ -15,8 +15,9 @@ from typing import Any
 DEFAULT_DAYS = 730
 BASE_SKUS = 1500
 BASE_CUSTOMERS = 30_000
-BASE_LINES_PER_DAY = 200.0
-"""Expected order lines per day at scale 1 on an average day at the start of the period (before growth)."""
+BASE_LINES_PER_DAY = 120.0
+"""Demand-driven order lines per day at scale 1, on average over the period (baskets add a few
+co-purchased lines on top, stockouts take some away)."""
 SKU_EXPONENT = 0.5
 MIN_SKUS = 120
 MIN_CUSTOMERS = 300
@@ -80,8 +81,7 @@ class SimulationConfig:
         and `lines_target` turned into a scale."""
         pinned = replace(self, start=self.start_date, end=self.end_date, days=None)
         if self.lines_target is not None:
-            pinned = replace(pinned, scale=max(self.lines_target / (BASE_LINES_PER_DAY * pinned.n_days * growth_factor(pinned.n_days)), 1e-3),
-                             lines_target=None)
+            pinned = replace(pinned, scale=max(self.lines_target / (BASE_LINES_PER_DAY * pinned.n_days), 1e-3), lines_target=None)
         return pinned
 
     # --- the size -----------------------------------------------------------------------------
@@ -101,9 +101,3 @@ class SimulationConfig:
     def knob(self, name: str, default: Any) -> Any:
         return self.extra.get(name, default)
 
-
-def growth_factor(n_days: int) -> float:
-    """Average of the demand trend over a period of `n_days` relative to its first day (the blended
-    channel growth is about 7% a year), so `lines_target` lands near its mark."""
-    years = n_days / 365.25
-    return 1.0 + 0.07 * years / 2

@@ -105,19 +105,18 @@ def test_same_seed_gives_the_same_counts(built: tuple[Settings, dict[str, Any]],
     assert counts(again) == counts(built[1])
 
 
-def test_demo_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`storeom demo` builds the store in STOREOM_HOME / STOREOM_DATABASE_URL; a second run reuses it."""
+def test_demo_command_builds_runs_the_pipelines_and_reuses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`storeom demo --sample --no-serve` builds the store, materializes the warehouse; a second run reuses the store."""
     monkeypatch.setattr(om_core.demo, "build_demo_store", functools.partial(build_demo_store, **SMALL))
     runner = CliRunner(env={"STOREOM_HOME": str(tmp_path), "STOREOM_DATABASE_URL": f"sqlite:///{tmp_path}/storeom.db"})
 
-    result = runner.invoke(main, ["demo", "--seed", "3"], catch_exceptions=False)
+    result = runner.invoke(main, ["demo", "--sample", "--no-serve", "--seed", "3"], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
     first = json.loads(result.stdout)
     assert (first["reused_existing_store"], first["ledger_consistent"]) == (False, True)
-    assert first["database"] == f"sqlite:///{tmp_path}/storeom.db"
+    assert (tmp_path / "warehouse" / "kpi_sales.parquet").exists()
+    assert "assets materialized" in result.stderr
 
-    result = runner.invoke(main, ["demo"], catch_exceptions=False)
+    result = runner.invoke(main, ["demo", "--sample", "--no-serve"], catch_exceptions=False)
     assert result.exit_code == 0, result.stderr
-    again = json.loads(result.stdout)
-    assert again["reused_existing_store"] is True
-    assert counts(again) == counts(first)
+    assert "Reusing the store" in result.stderr
