@@ -9,7 +9,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -46,14 +46,20 @@ def in_transaction(fn: Callable[..., Any]) -> Callable[..., Any]:
             if result is not None:
                 emit(result)
         except StoreOMError as exc:
-            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-            if exc.details:
-                click.echo(json.dumps(exc.details, indent=2, default=_json_default), err=True)
-            sys.exit(1)
+            refuse(exc)
         finally:
             db.dispose()
 
     return wrapper
+
+
+def refuse(exc: StoreOMError, details: dict[str, Any] | None = None) -> NoReturn:
+    """Print a refused request the one way every command does, and exit 1."""
+    click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+    details = exc.details if details is None else details
+    if details:
+        click.echo(json.dumps(details, indent=2, default=_json_default), err=True)
+    sys.exit(1)
 
 
 def read_json(source: str) -> Any:

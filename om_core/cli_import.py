@@ -13,15 +13,13 @@ are imported and the bad ones written to a rejects file. Malformed options are u
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from om_core.cli_common import _json_default, database, emit
+from om_core.cli_common import database, emit, refuse
 from om_core.errors import StoreOMError
 
 MAX_ERRORS_SHOWN = 50
@@ -58,15 +56,9 @@ def _run(kind: str, file: Path, mapping: tuple[str, ...], skip_bad_rows: bool, r
         report = import_file(db, kind, file, mapping=pairs, skip_bad_rows=skip_bad_rows, rejects_path=rejects,
                              actor=actor, date_format=date_format, encoding=encoding)
     except ImportRejected as exc:
-        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        details = {k: v for k, v in exc.details.items() if k != "errors"} | _shown(exc.errors)
-        click.echo(json.dumps(details, indent=2, default=_json_default), err=True)
-        sys.exit(1)
+        refuse(exc, {k: v for k, v in exc.details.items() if k != "errors"} | _shown(exc.errors))
     except StoreOMError as exc:
-        click.echo(f"error [{exc.code}]: {exc.message}", err=True)
-        if exc.details:
-            click.echo(json.dumps(exc.details, indent=2, default=_json_default), err=True)
-        sys.exit(1)
+        refuse(exc)
     finally:
         db.dispose()
     data = report.to_dict()
