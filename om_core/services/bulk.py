@@ -202,8 +202,11 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
     placed = _record_orders(session, entries, actor=actor, event="order_placed", adopt=False)
     payments.authorize_new(session, [(o, e[0].payment_token, e[0].gateway) for o, e in zip(placed, entries) if e[0].payment_token], actor=actor)
     carry_out = [o for o, e in zip(placed, entries) if e[0].delivery == "carry_out"]
-    if carry_out:
-        _hand_over_all(session, [o.id for o in carry_out], at=None, actor=actor)
+    if carry_out:  # till sales: handed over, i.e. fulfilled and delivered, at once
+        ids = [o.id for o in carry_out]
+        _hand_over_all(session, ids, at=None, actor=actor)
+        session.execute(update(OrderLine).where(OrderLine.order_id.in_(ids)).values(quantity_delivered=OrderLine.quantity_fulfilled))
+        _refresh_statuses(session, ids, utcnow())
     for i, order in zip(placed_index, placed):
         results[i].number = order.number
         if i in digests:

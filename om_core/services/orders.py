@@ -647,7 +647,7 @@ def place_replacement_order(
     draft = build_draft(session, req, lock=True, unit_prices={l.sku: ZERO for l in wanted}, free_shipping=True)
     [order] = _record_orders(session, [(req, draft, utcnow())], actor=actor, event="replacement_order_placed", replaces=original.number, reason=reason)
     if order.delivery_method == "carry_out":  # exchanged over the counter
-        fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
+        hand_over_at_till(session, order, actor=actor)
     return order
 
 
@@ -676,7 +676,7 @@ def place_order(
     if req.payment_token is not None:
         payments.authorize_new(session, [(order, req.payment_token, req.gateway)], actor=actor)
     if req.delivery == "carry_out":
-        fulfil_lines(session, order, {l.line_no: l.quantity for l in order.lines}, actor=actor)
+        hand_over_at_till(session, order, actor=actor)
         if order.total > 0:
             payments.capture(session, order.number, actor=actor)
     notifications.notify_order(session, order, "order_confirmed", customer=draft.customer,
@@ -1020,6 +1020,16 @@ def fill_backorders(
         order.status, order.updated_at = derive_status(order), utcnow()
     session.flush()
     return filled
+
+
+def hand_over_at_till(session: Session, order: Order, *, actor: str | None = None) -> Order:
+    """A till sale: the customer walks out with the goods, so they are fulfilled and delivered at once."""
+    fulfil_lines(session, order, {l.line_no: l.quantity - l.quantity_cancelled for l in order.lines}, actor=actor)
+    for line in order.lines:
+        line.quantity_delivered = line.quantity_fulfilled
+    order.status = derive_status(order)
+    session.flush()
+    return order
 
 
 def order_view(session: Session, order: Order) -> dict[str, Any]:

@@ -121,7 +121,7 @@ def open_return(session: Session, order_number: str, data: ReturnIn | dict[str, 
             errors.append({"field": f"lines.{item.line_no}",
                            "reason": f"{item.quantity} requested, {returnable} delivered and not already being returned"})
             continue
-        delivered_at = _last_delivery(session, line)
+        delivered_at = _last_delivery(session, line) or order.fulfilment_started_at  # a till sale: from the hand-over
         if delivered_at is not None and now > delivered_at + timedelta(days=return_window_days()):
             raise NotReturnable(
                 f"The return window for {line.sku} closed on {(delivered_at + timedelta(days=return_window_days())):%Y-%m-%d}",

@@ -60,7 +60,7 @@ def test_ship_and_deliver_in_bulk(store):
     with store.read() as s:
         assert orders.get_order(s, split).status == "fulfilled"
         assert orders.get_order(s, pickup).status == "placed"
-        assert orders.get_order(s, till).status == "fulfilled"
+        assert orders.get_order(s, till).status == "delivered"
     with store.transaction() as s:
         bulk.deliver_shipments(s, {n: NOW + timedelta(days=3) for ns in shipped.values() for n in ns})
     with store.read() as s:

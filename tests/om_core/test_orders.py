@@ -180,7 +180,7 @@ def test_pos_carry_out_sells_captures_and_extracts_inclusive_tax(store):
     order = view(store, number)
     # prices include tax: 25.00 contains 25.00 x 0.08875 / 1.08875 = 2.04 of tax; total stays 25.00
     assert order["total"] == "25.00" and order["tax_total"] == "2.04"
-    assert order["status"] == "fulfilled"
+    assert order["status"] == "delivered"
     assert order["payment"]["captured"] == "25.00"
     with store.read() as s:
         assert inventory.available_to_promise(s, "MUG", location="ST-NYC")["locations"][0]["on_hand"] == 2

@@ -457,3 +457,18 @@ def test_exchange_limits(store):
         returns.create_exchange(s, rma, [{"sku": "TEE-M", "quantity": 1}, {"sku": "TEE-L", "quantity": 1}])
     err = refused(store, InvalidTransition, lambda s: returns.create_exchange(s, rma, [{"sku": "TEE-M", "quantity": 1}]))
     assert err.details == {"return_number": rma}
+
+
+def test_a_till_sale_can_be_returned_to_the_store(store):
+    from om_core.services import orders as order_service
+    from om_core.services import returns as return_service
+
+    with store.transaction() as s:
+        number = order_service.place_order(s, {"channel": "pos-nyc", "delivery": "carry_out", "location": "ST-NYC",
+                                               "lines": [{"sku": "MUG", "quantity": 2}], "payment_token": "tok_till"}).number
+    with store.transaction() as s:
+        rma = return_service.open_return(s, number, {"reason_code": "no_longer_needed", "lines": [{"line_no": 1, "quantity": 1}]})
+        return_service.receive_return(s, rma.number, "ST-NYC")
+        refunded = return_service.refund_return(s, rma.number)
+        # prices include tax at the till: one mug of 12.50 comes back in full
+        assert str(refunded.refund_amount) == "12.50"
