@@ -90,6 +90,10 @@ def demo(fresh: bool, seed: int, scale: float, sample: bool, serve: bool) -> Non
     _serve(settings)
 
 
+def _interrupt(signum, frame) -> None:  # type: ignore[no-untyped-def]
+    raise KeyboardInterrupt
+
+
 def _serve(settings) -> None:  # type: ignore[no-untyped-def]
     workspace = _workspace()
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which("dagster")
@@ -108,6 +112,7 @@ def _serve(settings) -> None:  # type: ignore[no-untyped-def]
         click.echo(f"  (coming)     {item}")
     click.echo(f"  Data         {settings.home}  (database, warehouse/*.parquet, labels, outbox)")
     click.echo("Press Ctrl+C to stop.")
+    signal.signal(signal.SIGTERM, _interrupt)  # a plain kill stops the UI too
     try:
         process.wait()
     except KeyboardInterrupt:
