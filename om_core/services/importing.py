@@ -1315,6 +1315,16 @@ def _same(a: Any, b: Any) -> bool:
 _BOOL = TypeAdapter(bool)
 
 
+def _upsert(conn: Connection, table: Table, inserts: list[dict[str, Any]], changes: list[tuple[int, dict[str, Any]]],
+            t: Any, errors: list[Any], skip_bad_rows: bool) -> None:
+    """Refuse the file if it had bad rows (unless skipping them), else insert the new rows and update the changed ones."""
+    if errors and not skip_bad_rows:
+        raise _reject(t, errors)
+    if inserts:
+        conn.execute(insert(table), inserts)
+    _updates(conn, table, changes)
+
+
 def _updates(conn: Connection, table: Table, changes: list[tuple[int, dict[str, Any]]]) -> None:
     """UPDATE rows by id, one executemany per set of changed columns."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -1383,11 +1393,7 @@ def _import_products(db: Database, t: _Table, report: ImportReport, *, skip_bad_
                 changes.append((current.id, changed))
             else:
                 unchanged += 1
-        if E and not skip_bad_rows:
-            raise _reject(t, E)
-        if inserts:
-            conn.execute(insert(table), inserts)
-        _updates(conn, table, changes)
+        _upsert(conn, table, inserts, changes, t, E, skip_bad_rows)
     _finish(t, E, report, rejects_path, imported=len(inserts), updated=len(changes), unchanged=unchanged)
 
 
@@ -1460,11 +1466,7 @@ def _import_locations(db: Database, t: _Table, report: ImportReport, *, skip_bad
                 changes.append((current.id, changed))
             else:
                 unchanged += 1
-        if E and not skip_bad_rows:
-            raise _reject(t, E)
-        if inserts:
-            conn.execute(insert(table), inserts)
-        _updates(conn, table, changes)
+        _upsert(conn, table, inserts, changes, t, E, skip_bad_rows)
     _finish(t, E, report, rejects_path, imported=len(inserts), updated=len(changes), unchanged=unchanged)
 
 
