@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
 from om_core.db import read_rows, write_rows
@@ -213,6 +213,7 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
             idempotency.remember(session, "order.place", batch[i].idempotency_key, digests[i], {"order_number": order.number})
     if notify:
         for order, (_, draft, _) in zip(placed, entries):
+            make_transient_to_detached(order)  # already inserted: attach it, do not insert it again
             session.add(order)
             notifications.notify_order(session, order, "order_confirmed", customer=draft.customer,
                                        lines=[{"sku": d.product.sku, "name": d.product.name, "quantity": d.line.quantity} for d in draft.lines])

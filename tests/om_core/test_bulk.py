@@ -93,3 +93,13 @@ def test_promotion_limits_count_within_the_batch(store):
     results = place(store, [web_order(("MUG", 1), coupon_codes=["TWO"]) for _ in range(3)])
     assert [r.number is not None for r in results] == [True, True, False]
     assert isinstance(results[2].error, PromotionLimitReached)
+
+
+def test_batched_orders_can_confirm_by_email(store):
+    from om_core.models import OutboxMessage
+
+    with store.transaction() as s:
+        results = bulk.place_orders(s, [bulk.BulkOrder(web_order(("MUG", 1)), NOW) for _ in range(3)], notify=True)
+    with store.read() as s:
+        kinds = [m.kind for m in s.scalars(select(OutboxMessage))]
+    assert all(r.number for r in results) and kinds == ["order_confirmed"] * 3
