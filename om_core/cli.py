@@ -722,35 +722,25 @@ def shipment_track(session: Session, tracking_number: str, kind: str, carrier_ev
     return fulfilment.shipment_view(session, s)
 
 
-@shipment.command("deliver")
-@click.argument("number")
-@click.option("--actor", default="cli")
-@in_transaction
-def shipment_deliver(session: Session, number: str, actor: str) -> dict[str, Any]:
-    from om_core.services import fulfilment
+def _shipment_step(name: str, service: str, doc: str) -> None:
+    """`storeom shipment <name> NUMBER`: one fulfilment step on one shipment, printing the shipment."""
 
-    return fulfilment.shipment_view(session, fulfilment.mark_delivered(session, number, actor=actor))
+    @shipment.command(name, help=doc)
+    @click.argument("number")
+    @click.option("--actor", default="cli")
+    @in_transaction
+    def command(session: Session, number: str, actor: str) -> dict[str, Any]:
+        from om_core.services import fulfilment
 
-
-@shipment.command("ready")
-@click.argument("number")
-@click.option("--actor", default="cli")
-@in_transaction
-def shipment_ready(session: Session, number: str, actor: str) -> dict[str, Any]:
-    """An in-store pickup is ready at the counter (the customer is told)."""
-    from om_core.services import fulfilment
-
-    return fulfilment.shipment_view(session, fulfilment.mark_ready_for_pickup(session, number, actor=actor))
+        return fulfilment.shipment_view(session, getattr(fulfilment, service)(session, number, actor=actor))
 
 
-@shipment.command("collect")
-@click.argument("number")
-@click.option("--actor", default="cli")
-@in_transaction
-def shipment_collect(session: Session, number: str, actor: str) -> dict[str, Any]:
-    from om_core.services import fulfilment
-
-    return fulfilment.shipment_view(session, fulfilment.collect_pickup(session, number, actor=actor))
+for _name, _service, _doc in (
+    ("deliver", "mark_delivered", "Delivered without a carrier scan (own van, proof entered by staff)."),
+    ("ready", "mark_ready_for_pickup", "An in-store pickup is ready at the counter (the customer is told)."),
+    ("collect", "collect_pickup", "The customer collected an in-store pickup."),
+):
+    _shipment_step(_name, _service, _doc)
 
 
 @shipment.command("show")

@@ -718,6 +718,12 @@ def _select_in(conn: Connection, stmt: Any, name: str, values: Sequence[Any], **
     return rows
 
 
+def _rows_by(conn: Connection, table: Table, column: str, keys: Sequence[Any]) -> dict[Any, Any]:
+    """Existing rows of `table` whose natural key `column` is among `keys`, by that key."""
+    stmt = select(table).where(table.c[column].in_(bindparam("keys", expanding=True)))
+    return {getattr(r, column): r for r in _select_in(conn, stmt, "keys", keys)}
+
+
 def _short_hash(*parts: str, length: int = 14) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:length].upper()
 
@@ -1354,8 +1360,7 @@ def _import_products(db: Database, t: _Table, report: ImportReport, *, skip_bad_
     table = Product.__table__
     with db.transaction() as session:
         conn = session.connection()
-        existing = {r.sku: r for r in _select_in(conn, select(table).where(table.c.sku.in_(bindparam("keys", expanding=True))),
-                                                   "keys", sorted({r.get("sku", "") for _, r in records}))}
+        existing = _rows_by(conn, table, "sku", sorted({r.get("sku", "") for _, r in records}))
         suppliers = dict(conn.execute(select(Supplier.code, Supplier.id)).all()) if t.has("supplier") else {}
         seen: dict[str, int] = {}
         inserts, changes, unchanged = [], [], 0
@@ -1416,8 +1421,7 @@ def _import_locations(db: Database, t: _Table, report: ImportReport, *, skip_bad
     table = Location.__table__
     with db.transaction() as session:
         conn = session.connection()
-        existing = {r.code: r for r in _select_in(conn, select(table).where(table.c.code.in_(bindparam("keys", expanding=True))),
-                                                    "keys", sorted({r.get("code", "") for _, r in records}))}
+        existing = _rows_by(conn, table, "code", sorted({r.get("code", "") for _, r in records}))
         suppliers = dict(conn.execute(select(Supplier.code, Supplier.id)).all())
         supplier_codes = {v: k for k, v in suppliers.items()}
         seen: dict[str, int] = {}
@@ -1482,10 +1486,8 @@ def _import_customers(db: Database, t: _Table, report: ImportReport, *, skip_bad
         conn = session.connection()
         refs = sorted({r["customer_id"] for _, r in records if "customer_id" in r})
         emails = sorted({r["email"].lower() for _, r in records if "email" in r})
-        by_ref = {r.external_ref: r for r in _select_in(conn, select(table).where(
-            table.c.external_ref.in_(bindparam("keys", expanding=True))), "keys", refs)}
-        by_email = {r.email: r for r in _select_in(conn, select(table).where(table.c.email.in_(bindparam("keys", expanding=True))),
-                                                     "keys", emails)}
+        by_ref = _rows_by(conn, table, "external_ref", refs)
+        by_email = _rows_by(conn, table, "email", emails)
         known_ids = sorted({r.id for r in (*by_ref.values(), *by_email.values())})
         default_address = {}
         for r in _select_in(conn, select(addresses).where(addresses.c.customer_id.in_(bindparam("keys", expanding=True)))
