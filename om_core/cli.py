@@ -889,10 +889,12 @@ def _register_subcommands() -> None:
     from om_core.cli_demo import demo
     from om_core.cli_import import import_group
     from om_core.cli_pipeline import pipeline_group
+    from om_core.cli_reorder import reorder_group
     from om_core.cli_simulate import simulate
 
     main.add_command(import_group, "import")
     main.add_command(pipeline_group, "pipeline")
+    main.add_command(reorder_group, "reorder")
     main.add_command(simulate, "simulate")
     main.add_command(demo, "demo")
 
