@@ -686,3 +686,58 @@ class OutboxMessage(Base):
         CheckConstraint("status in ('pending', 'sending', 'sent', 'failed', 'dead')", name="status"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
     )
+
+
+# --- HTTP API and integrations ----------------------------------------------------------------
+
+
+class ApiKey(Base):
+    """A key for the HTTP API: only its prefix (the id shown in lists) and the SHA-256 of the whole key
+    are kept, so a leaked database does not leak working keys. A channel key is bound to one channel,
+    a store_ops key to its locations (codes)."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(24), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(120))
+    role: Mapped[str] = mapped_column(String(16))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id"))
+    locations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    revoked_at: Mapped[datetime | None]
+    __table_args__ = (
+        CheckConstraint("role in ('channel', 'store_ops', 'merchandiser', 'manager', 'marketing', 'admin')", name="role"),
+    )
+
+
+class WebhookSubscription(Base):
+    """An ERP/CRM endpoint and the event types it wants. The secret signs each delivery (HMAC-SHA256)."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(128))
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=_now)
+    removed_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """The delivery log: one row per attempt to deliver one outbox message to one subscription."""
+
+    __tablename__ = "webhook_deliveries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"), index=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(48))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[datetime] = mapped_column(default=_now)
+    __table_args__ = (CheckConstraint("outcome in ('delivered', 'failed', 'dead')", name="outcome"),)
