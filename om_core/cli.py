@@ -886,17 +886,23 @@ def outbox_dispatch(limit: int) -> None:
 
 def _register_subcommands() -> None:
     """Command groups that live in their own modules."""
+    from om_core.cli_api import apikey, serve, webhooks
+    from om_core.cli_dashboards import dashboards
     from om_core.cli_demo import demo
     from om_core.cli_import import import_group
     from om_core.cli_pipeline import pipeline_group
     from om_core.cli_reorder import reorder_group
     from om_core.cli_simulate import simulate
 
+    main.add_command(serve, "serve")
+    main.add_command(apikey, "apikey")
+    main.add_command(webhooks, "webhooks")
     main.add_command(import_group, "import")
     main.add_command(pipeline_group, "pipeline")
     main.add_command(reorder_group, "reorder")
     main.add_command(simulate, "simulate")
     main.add_command(demo, "demo")
+    main.add_command(dashboards, "dashboards")
 
 
 _register_subcommands()

@@ -77,6 +77,7 @@ LEASE = timedelta(minutes=10)
 MAX_ATTEMPTS = 8
 BACKOFF_BASE = timedelta(seconds=30)
 MESSAGE_ID_DOMAIN = "storeom.local"
+WEBHOOK_KIND = "webhook"
 DEFAULT_SENDER = "StoreOM <no-reply@storeom.local>"
 DEFAULT_SHOP_NAME = "StoreOM"
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -573,11 +574,17 @@ def build_email(row: Any, sender: str) -> EmailMessage:
     return msg
 
 
-def _select_due(session: Session, now: datetime, n: int) -> list[tuple[int, str, int]]:
+def _kind_filter(webhooks: bool) -> Any:
+    """Webhook messages (om_core.services.webhooks) share the outbox and its claim/retry machinery but
+    are delivered by their own pass: each dispatcher sees only its own rows."""
+    return _t.c.kind == WEBHOOK_KIND if webhooks else _t.c.kind != WEBHOOK_KIND
+
+
+def _select_due(session: Session, now: datetime, n: int, *, webhooks: bool = False) -> list[tuple[int, str, int]]:
     """Ids due now with the status and attempt count they were read with (the claim's precondition)."""
     stmt = (
         select(_t.c.id, _t.c.status, _t.c.attempts)
-        .where(_t.c.status.in_(_DUE), _t.c.next_attempt_at <= now)
+        .where(_t.c.status.in_(_DUE), _t.c.next_attempt_at <= now, _kind_filter(webhooks))
         .order_by(_t.c.next_attempt_at, _t.c.id)
         .limit(n)
     )
@@ -604,22 +611,22 @@ def _claim_rows(session: Session, seen: list[tuple[int, str, int]], now: datetim
     return sorted((_Claimed(*r) for r in rows), key=lambda c: c.id)
 
 
-def _bury_stale(session: Session, now: datetime) -> int:
+def _bury_stale(session: Session, now: datetime, *, webhooks: bool = False) -> int:
     """A lease that ran out after the last allowed attempt: dead, not an endless crash loop."""
     result = session.connection().execute(
         update(_t)
-        .where(_t.c.status == "sending", _t.c.next_attempt_at <= now, _t.c.attempts >= MAX_ATTEMPTS)
+        .where(_t.c.status == "sending", _t.c.next_attempt_at <= now, _t.c.attempts >= MAX_ATTEMPTS, _kind_filter(webhooks))
         .values(status="dead", last_error=f"dispatcher lease expired after {MAX_ATTEMPTS} attempts")
     )
     return result.rowcount or 0
 
 
-def _claim(db: Database, n: int) -> tuple[int, list[_Claimed], int]:
+def _claim(db: Database, n: int, *, webhooks: bool = False) -> tuple[int, list[_Claimed], int]:
     """One short transaction: (rows seen due, rows claimed, rows buried)."""
     with db.transaction() as session:
         now = utcnow()
-        buried = _bury_stale(session, now)
-        seen = _select_due(session, now, n)
+        buried = _bury_stale(session, now, webhooks=webhooks)
+        seen = _select_due(session, now, n, webhooks=webhooks)
         return len(seen), _claim_rows(session, seen, now), buried
 
 

@@ -18,6 +18,7 @@ from om_core.models import Location, PurchaseOrder, PurchaseOrderLine
 from om_core.services.catalog import get_supplier, lead_time, products_by_sku
 from om_core.services.inventory import get_or_create_stock, lock_stock, record_movement
 from om_core.services.locations import get_location
+from om_core.services import webhooks
 from om_core.services.orders import fill_backorders
 from om_core.validation import Amount, Code, Input, parse
 
@@ -142,6 +143,9 @@ def receive_purchase_order(
     if done:
         po.closed_at = utcnow()
     session.flush()
+    webhooks.emit(session, "purchase_order.received", {
+        "purchase_order": po.number, "status": po.status, "location": session.get_one(Location, po.location_id).code,
+        "lines": [{"sku": item.sku, "received": item.quantity} for item in wanted]})
     fill_backorders(session, product_ids=product_ids, actor=actor)
     return po
 

@@ -1,0 +1,18 @@
+"""One router per area; `ROUTERS` is what the app includes under /v1."""
+
+from om_core.api.routers import (
+    admin,
+    availability,
+    catalog,
+    customers,
+    fulfilment,
+    health,
+    locations,
+    orders,
+    purchasing,
+    returns,
+    stock,
+)
+
+ROUTERS = [health.router, catalog.router, locations.router, customers.router, availability.router, orders.router, fulfilment.router,
+           returns.router, purchasing.router, stock.router, admin.router]
