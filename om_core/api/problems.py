@@ -56,10 +56,11 @@ class ApiProblem(StarletteHTTPException):
     """A refusal decided by the API layer itself (auth, limits, missing header)."""
 
     def __init__(self, status: int, code: str, detail: str, *, errors: list[dict[str, str]] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(status_code=status, detail=detail, headers=headers)
         self.code = code
         self.errors = errors or []
+        self.extra = extra or {}
 
 
 def problem(status: int, code: str, detail: str, *, errors: list[dict[str, str]] | None = None,
@@ -105,7 +106,8 @@ async def _request_validation(_: Request, exc: RequestValidationError) -> Respon
 async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
     code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem(exc.status_code, code, detail, errors=getattr(exc, "errors", None), headers=getattr(exc, "headers", None))
+    return problem(exc.status_code, code, detail, errors=getattr(exc, "errors", None), headers=getattr(exc, "headers", None),
+                   extra=getattr(exc, "extra", None))
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -10,9 +10,12 @@ from om_core.api.routers import (
     locations,
     orders,
     purchasing,
+    recommendations,
     returns,
     stock,
+    transfer,
 )
 
 ROUTERS = [health.router, catalog.router, locations.router, customers.router, availability.router, orders.router, fulfilment.router,
-           returns.router, purchasing.router, stock.router, admin.router]
+           returns.router, purchasing.router, stock.router, transfer.router,
+           recommendations.router, admin.router]
