@@ -1,0 +1,168 @@
+"""Item-item collaborative filtering on implicit feedback.
+
+A customer's history is a row of recency-decayed, log-scaled quantities; two SKUs are similar when the same
+customers buy both (cosine on who-bought-what, shrunk towards zero when few customers back it); a
+customer's score for a SKU is their history times the similarity. Everything is a sparse matrix; the
+co-occurrence is computed in blocks of SKUs so memory stays bounded whatever the catalogue size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+HALF_LIFE_DAYS = 120.0
+NEIGHBOURS = 50
+SHRINK = 5.0
+ITEM_BLOCK = 1024
+
+
+@dataclass
+class ItemItemModel:
+    """A fitted model: row/column indexes, the customer x SKU history, and the top-k SKU neighbours."""
+
+    customers: np.ndarray  # customer id per row of `history`
+    skus: np.ndarray  # SKU per column
+    history: sp.csr_matrix  # customers x SKUs, log1p(Σ units x recency decay), float32
+    similarity: sp.csr_matrix  # SKU x SKU, top-k neighbours per row (row = the SKU bought, column = the SKU suggested)
+    co_buyers: sp.csr_matrix  # same pattern: customers who bought both
+    buyers: np.ndarray  # customers who bought each SKU
+    popularity: np.ndarray  # Σ decayed units per SKU
+    first_sold: np.ndarray  # datetime64 of each SKU's first sale (NaT: never sold)
+    as_of: pd.Timestamp
+
+    @property
+    def customer_index(self) -> pd.Series:
+        return pd.Series(np.arange(len(self.customers)), index=self.customers)
+
+    @property
+    def sku_index(self) -> pd.Series:
+        return pd.Series(np.arange(len(self.skus)), index=self.skus)
+
+
+def purchases(lines: pd.DataFrame, as_of: date | pd.Timestamp) -> pd.DataFrame:
+    """Lines that count as a purchase by the end of `as_of`: a known customer, a SKU, units > 0."""
+    end = pd.Timestamp(as_of).normalize()
+    keep = lines["customer_id"].notna() & lines["sku"].notna() & (lines["units"] > 0) & (pd.to_datetime(lines["order_date"]) <= end)
+    out = lines.loc[keep].copy()
+    out["customer_id"] = out["customer_id"].astype("int64")
+    out["order_date"] = pd.to_datetime(out["order_date"]).dt.normalize()
+    return out
+
+
+def history_matrix(lines: pd.DataFrame, as_of: date | pd.Timestamp, half_life_days: float = HALF_LIFE_DAYS,
+                   skus: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, sp.csr_matrix]:
+    """customers x SKUs: log1p of units weighted by 0.5 ** (age / half-life); lines after `as_of` are ignored."""
+    p = purchases(lines, as_of)
+    end = pd.Timestamp(as_of).normalize()
+    age = (end - p["order_date"]).dt.days.to_numpy(dtype="float64")
+    p["w"] = p["units"].to_numpy(dtype="float64") * np.power(0.5, age / half_life_days)
+    agg = p.groupby(["customer_id", "sku"], sort=False)["w"].sum().reset_index()
+    customers, rows = np.unique(agg["customer_id"].to_numpy(), return_inverse=True)
+    if skus is None:
+        skus = np.unique(agg["sku"].astype(str).to_numpy())
+    cols = pd.Index(skus).get_indexer(agg["sku"].astype(str))
+    ok = cols >= 0
+    matrix = sp.csr_matrix((np.log1p(agg["w"].to_numpy()[ok]).astype("float32"), (rows[ok], cols[ok])),
+                           shape=(len(customers), len(skus)), dtype="float32")
+    matrix.sum_duplicates()
+    return customers, np.asarray(skus, dtype=object), matrix
+
+
+def top_k_neighbours(bought: sp.csr_matrix, k: int = NEIGHBOURS, shrink: float = SHRINK,
+                     block: int = ITEM_BLOCK) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Cosine similarity of SKU columns of a 0/1 customers x SKUs matrix with shrinkage,
+    co / (sqrt(n_i n_j) + shrink), keeping the k best neighbours per SKU. Returns (similarity, co-buyers)."""
+    b = bought.astype("float32").tocsc()
+    n_items = b.shape[1]
+    counts = np.asarray(b.sum(axis=0)).ravel().astype("float32")
+    bt = b.T.tocsr()
+    sim_parts, co_parts = [], []
+    for start in range(0, n_items, block):
+        stop = min(start + block, n_items)
+        co = (bt[start:stop] @ b).tocoo()
+        r, c, v = co.row.astype("int64") + start, co.col.astype("int64"), co.data
+        off = r != c
+        r, c, v = r[off], c[off], v[off]
+        sim = v / (np.sqrt(counts[r] * counts[c]) + shrink)
+        order = np.lexsort((-sim, r))
+        r, c, v, sim = r[order], c[order], v[order], sim[order]
+        first = np.r_[0, np.flatnonzero(np.diff(r)) + 1] if len(r) else np.zeros(0, dtype="int64")
+        position = np.arange(len(r)) - np.repeat(first, np.diff(np.r_[first, len(r)]))
+        keep = (position < k) & (sim > 0)
+        sim_parts.append((sim[keep], r[keep], c[keep]))
+        co_parts.append(v[keep])
+    if sim_parts:
+        vals = np.concatenate([p[0] for p in sim_parts])
+        r = np.concatenate([p[1] for p in sim_parts])
+        c = np.concatenate([p[2] for p in sim_parts])
+        co = np.concatenate(co_parts)
+    else:
+        vals = co = np.zeros(0, dtype="float32")
+        r = c = np.zeros(0, dtype="int64")
+    shape = (n_items, n_items)
+    return (sp.csr_matrix((vals.astype("float32"), (r, c)), shape=shape),
+            sp.csr_matrix((co.astype("float32"), (r, c)), shape=shape))
+
+
+def fit(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, half_life_days: float = HALF_LIFE_DAYS, k: int = NEIGHBOURS,
+        shrink: float = SHRINK, skus: np.ndarray | None = None) -> ItemItemModel:
+    """Fit on every purchase up to the end of `as_of` (nothing later is read)."""
+    customers, sku_ids, history = history_matrix(lines, as_of, half_life_days, skus)
+    bought = history.copy()
+    bought.data[:] = 1.0
+    similarity, co_buyers = top_k_neighbours(bought, k=k, shrink=shrink)
+    p = purchases(lines, as_of)
+    age = (pd.Timestamp(as_of).normalize() - p["order_date"]).dt.days.to_numpy(dtype="float64")
+    weights = p["units"].to_numpy(dtype="float64") * np.power(0.5, age / half_life_days)
+    pop = pd.Series(weights, index=p["sku"].astype(str).to_numpy()).groupby(level=0).sum()
+    first = p.groupby(p["sku"].astype(str))["order_date"].min()
+    return ItemItemModel(customers=customers, skus=sku_ids, history=history, similarity=similarity, co_buyers=co_buyers,
+                         buyers=np.asarray(bought.sum(axis=0)).ravel().astype("int64"),
+                         popularity=pop.reindex(sku_ids).fillna(0.0).to_numpy(dtype="float64"),
+                         first_sold=first.reindex(sku_ids).to_numpy(dtype="datetime64[ns]"),
+                         as_of=pd.Timestamp(as_of).normalize())
+
+
+def anchors(model: ItemItemModel, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each recommended (customer row, SKU column): the SKU in the customer's history that contributes
+    most to the score, and the share of its buyers who also bought the recommended SKU (-1 / nan: none)."""
+    n_items = len(model.skus)
+    result_anchor = np.full(len(rows), -1, dtype="int64")
+    result_share = np.full(len(rows), np.nan)
+    if len(rows) == 0:
+        return result_anchor, result_share
+    wanted = rows.astype("int64") * n_items + cols.astype("int64")
+    order = np.argsort(wanted)
+    wanted_sorted = wanted[order]
+    h = model.history[np.unique(rows)].tocoo()
+    uniq = np.unique(rows)
+    h_rows = uniq[h.row]
+    s = model.similarity
+    starts, ends = s.indptr[h.col], s.indptr[h.col + 1]
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return result_anchor, result_share
+    rep = np.repeat(np.arange(len(h.col)), lengths)
+    offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    pos = np.repeat(starts, lengths) + offsets
+    j = s.indices[pos]
+    contrib = h.data[rep] * s.data[pos]
+    key = h_rows[rep].astype("int64") * n_items + j
+    loc = np.searchsorted(wanted_sorted, key)
+    loc = np.minimum(loc, len(wanted_sorted) - 1)
+    hit = wanted_sorted[loc] == key
+    key, contrib, rep, pos, loc = key[hit], contrib[hit], rep[hit], pos[hit], loc[hit]
+    best = np.lexsort((contrib, loc))
+    last = np.r_[loc[best][1:] != loc[best][:-1], True]
+    chosen = best[last]
+    target = order[loc[chosen]]
+    anchor_items = h.col[rep[chosen]]
+    result_anchor[target] = anchor_items
+    result_share[target] = model.co_buyers.data[pos[chosen]] / np.maximum(model.buyers[anchor_items], 1)
+    return result_anchor, result_share

@@ -1,0 +1,287 @@
+"""Per-customer top-N with the business rules.
+
+The list starts with consumables that are due (kind `replenish`, at most `max_replenish`), then SKUs new to
+the customer (kind `new`) by item-item score. New SKUs with few buyers enter through the customer's
+affinity for their category; customers without history (and ties) get the popular items of their
+segment and channel. Rules: only active SKUs available to promise in the customer's channel, never a SKU
+the customer returned as unwanted, no SKU twice, at most `max_per_category` SKUs of one category.
+Customers are scored in blocks (dense block x SKUs), so memory does not grow with the customer count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from forecasting.recommend.model import ItemItemModel, anchors
+
+COLUMNS = ["customer_id", "sku", "rank", "score", "reason", "kind"]
+ANY_CHANNEL = "*"
+NEW_SEGMENT = "new"
+
+
+@dataclass(frozen=True)
+class Rules:
+    n: int = 10
+    max_per_category: int = 3
+    max_replenish: int = 4
+    exclude_bought: bool = True
+    """False: SKUs bought before may come back, scored by how much and how lately (`repurchase_weight`)."""
+    repurchase_weight: float = 1.0
+    new_item_days: int = 28
+    """SKUs first sold less than this many days ago (or never) are 'new': they enter through the customer's category."""
+    new_item_weight: float = 0.3
+    affinity_weight: float = 0.0
+    """Weight of category affinity x popularity in the customer's segment/channel (a bestseller of a category the customer buys)."""
+    similarity_weight: float = 0.1
+    popularity_weight: float = 1.0
+    category_prior: float = 0.1
+    """Weight of the store's category mix in a customer's category preference (their own mix weighs 1)."""
+    category_spread: float = 0.5
+    """Weight of categories bought by the same customers as the customer's own (category-level item-item)."""
+    smoothing: float = 200.0
+    block: int = 1024
+
+
+def group_popularity(model: ItemItemModel, segments: np.ndarray, channels: np.ndarray, smoothing: float = 20.0
+                     ) -> tuple[dict[tuple[str, str], int], np.ndarray]:
+    """Popularity per (segment, channel) of the model's customers, shrunk towards the segment's and then the
+    store's (recency-decayed history weights, shares of the group's total). Returns the group index and a
+    groups x SKUs matrix; (segment, '*') and ('*', '*') rows are the fall-backs."""
+    h = model.history
+    n_items = h.shape[1]
+    total = np.asarray(h.sum(axis=0)).ravel()
+    global_share = total / max(total.sum(), 1e-12)
+    keys: dict[tuple[str, str], int] = {(ANY_CHANNEL, ANY_CHANNEL): 0}
+    rows = [global_share]
+
+    def shares(mask: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        w = np.asarray(h[mask].sum(axis=0)).ravel() if mask.any() else np.zeros(n_items)
+        customers = float(mask.sum())
+        return (w / max(w.sum(), 1e-12) * customers + smoothing * prior) / (customers + smoothing)
+
+    for seg in pd.unique(segments):
+        if seg == ANY_CHANNEL:
+            continue
+        seg_mask = segments == seg
+        seg_share = shares(seg_mask, global_share)
+        keys[(str(seg), ANY_CHANNEL)] = len(rows)
+        rows.append(seg_share)
+        for ch in pd.unique(channels[seg_mask]):
+            keys[(str(seg), str(ch))] = len(rows)
+            rows.append(shares(seg_mask & (channels == ch), seg_share))
+    matrix = np.vstack(rows)
+    matrix /= np.maximum(matrix.max(axis=1, keepdims=True), 1e-12)
+    return keys, matrix
+
+
+def category_similarity(customer_categories: sp.spmatrix) -> np.ndarray:
+    """Category x category cosine of who buys them (diagonal 0): customers of toys also buy snacks."""
+    b = sp.csr_matrix(customer_categories)
+    b.data[:] = 1.0
+    co = np.asarray((b.T @ b).todense(), dtype="float64")
+    n = np.diag(co).copy()
+    np.fill_diagonal(co, 0.0)
+    return co / np.maximum(np.sqrt(np.outer(n, n)), 1e-12)
+
+
+def eligible_matrix(skus: np.ndarray, catalog: pd.DataFrame | None, availability: pd.DataFrame | None
+                    ) -> tuple[dict[str, int], np.ndarray]:
+    """channels x SKUs: active and available to promise (> 0) in the channel. Row '*' = available in any channel.
+    Without a catalog every SKU is active; without availability every active SKU is in stock."""
+    idx = pd.Index(skus)
+    active = np.ones(len(skus), dtype=bool)
+    if catalog is not None:
+        flag = catalog.drop_duplicates("sku").set_index("sku")["active"].astype(bool)
+        active = flag.reindex(idx).fillna(False).to_numpy(dtype=bool)
+    if availability is None:
+        return {ANY_CHANNEL: 0}, active[None, :]
+    avail = availability[availability["available"] > 0]
+    channels = sorted(avail["channel"].astype(str).unique())
+    keys = {ANY_CHANNEL: 0, **{c: i + 1 for i, c in enumerate(channels)}}
+    matrix = np.zeros((len(keys), len(skus)), dtype=bool)
+    cols = idx.get_indexer(avail["sku"].astype(str))
+    rows = avail["channel"].astype(str).map(keys).to_numpy()
+    ok = cols >= 0
+    matrix[rows[ok], cols[ok]] = True
+    matrix[0] = matrix[1:].any(axis=0) if len(channels) else False
+    return keys, matrix & active[None, :]
+
+
+def _pair_keys(customer_rows: np.ndarray, cols: np.ndarray, n_items: int) -> np.ndarray:
+    return customer_rows.astype("int64") * n_items + cols.astype("int64")
+
+
+def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.DataFrame | None = None,
+              availability: pd.DataFrame | None = None, unwanted: pd.DataFrame | None = None,
+              replenish: pd.DataFrame | None = None, rules: Rules = Rules()) -> pd.DataFrame:
+    """Top-N per customer. `customers`: customer_id, segment, channel (preferred; null when unknown).
+    `catalog`: sku, name, category, active. `availability`: sku, channel, available (units).
+    `unwanted`: customer_id, sku pairs returned as unwanted. `replenish`: the output of `replenishment`.
+    Returns customer_id, sku, rank, score, reason, kind."""
+    skus = model.skus
+    n_items = len(skus)
+    cust = customers.drop_duplicates("customer_id").reset_index(drop=True)
+    cust_ids = cust["customer_id"].astype("int64").to_numpy()
+    segments = cust["segment"].fillna(NEW_SEGMENT).astype(str).to_numpy() if "segment" in cust else np.full(len(cust), ANY_CHANNEL)
+    channels = cust["channel"].fillna(ANY_CHANNEL).astype(str).to_numpy() if "channel" in cust else np.full(len(cust), ANY_CHANNEL)
+    hist_row = model.customer_index.reindex(cust_ids).fillna(-1).to_numpy(dtype="int64")
+
+    # popularity per (segment, channel), fitted on the customers with history
+    warm_all = hist_row >= 0
+    seg_by_row = np.full(len(model.customers), NEW_SEGMENT, dtype=object)
+    ch_by_row = np.full(len(model.customers), ANY_CHANNEL, dtype=object)
+    seg_by_row[hist_row[warm_all]] = segments[warm_all]
+    ch_by_row[hist_row[warm_all]] = channels[warm_all]
+    pop_keys, pop = group_popularity(model, seg_by_row, ch_by_row, rules.smoothing)
+    pop_group = np.array([pop_keys.get((s, c), pop_keys.get((s, ANY_CHANNEL), 0)) for s, c in zip(segments, channels)])
+    pop_level = np.array([2 if (s, c) in pop_keys else (1 if (s, ANY_CHANNEL) in pop_keys else 0) for s, c in zip(segments, channels)])
+
+    elig_keys, elig = eligible_matrix(skus, catalog, availability)
+    elig_row = np.array([elig_keys.get(c, 0) for c in channels], dtype="int64")
+
+    cats = (catalog.drop_duplicates("sku").set_index("sku")["category"].reindex(pd.Index(skus)).fillna("").astype(str).to_numpy()
+            if catalog is not None else skus.astype(str))
+    cat_codes, cat_of_item = np.unique(cats, return_inverse=True)
+    item_cat = sp.csr_matrix((np.ones(n_items, dtype="float32"), (np.arange(n_items), cat_of_item)), shape=(n_items, len(cat_codes)))
+    since_first = (model.as_of.to_datetime64() - model.first_sold) / np.timedelta64(1, "D")
+    is_new_item = np.isnan(since_first) | (since_first < rules.new_item_days)
+    cat_total = np.asarray((model.history.sum(axis=0) @ item_cat)).ravel()
+    cat_prior = cat_total / max(cat_total.sum(), 1e-12)
+    cat_prior_weight = rules.category_prior
+    cat_sim = category_similarity(model.history @ item_cat)
+
+    blocked = np.zeros(0, dtype="int64")
+    if unwanted is not None and len(unwanted):
+        u_rows = pd.Index(cust_ids).get_indexer(unwanted["customer_id"].astype("int64"))
+        u_cols = pd.Index(skus).get_indexer(unwanted["sku"].astype(str))
+        ok = (u_rows >= 0) & (u_cols >= 0)
+        blocked = np.unique(_pair_keys(u_rows[ok], u_cols[ok], n_items))
+
+    cand = max(rules.n * 4, rules.n + rules.max_per_category)
+    parts = []
+    for start in range(0, len(cust), rules.block):
+        stop = min(start + rules.block, len(cust))
+        rows = np.arange(start, stop)
+        hr = hist_row[rows]
+        warm = hr >= 0
+        sim = np.zeros((len(rows), n_items), dtype="float32")
+        new = np.zeros_like(sim)
+        popg = pop[pop_group[rows]]
+        aff = np.zeros_like(sim)
+        if warm.any():
+            xb = model.history[hr[warm]]
+            s = (xb @ model.similarity).toarray()
+            s /= np.maximum(s.max(axis=1, keepdims=True), 1e-12)
+            sim[warm] = rules.similarity_weight * s
+            cat_w = np.asarray((xb @ item_cat).todense())
+            cat_share = cat_w / np.maximum(cat_w.sum(axis=1, keepdims=True), 1e-12)
+            if is_new_item.any():
+                new[warm] = rules.new_item_weight * cat_share[:, cat_of_item] * is_new_item[None, :]
+            if rules.affinity_weight:
+                spread = cat_share @ cat_sim
+                spread /= np.maximum(spread.sum(axis=1, keepdims=True), 1e-12)
+                pref = cat_share + rules.category_spread * spread + cat_prior_weight * cat_prior[None, :]
+                pref /= np.maximum(pref.max(axis=1, keepdims=True), 1e-12)
+                aff[warm] = rules.affinity_weight * pref[:, cat_of_item] * popg[warm]
+        pop_part = rules.popularity_weight * popg
+        pop_part[~warm] = popg[~warm]
+        score = sim + new + aff + pop_part
+        if not rules.exclude_bought and warm.any():
+            again = model.history[hr[warm]].toarray()
+            score[warm] += rules.repurchase_weight * again / np.maximum(again.max(axis=1, keepdims=True), 1e-12)
+        ok = elig[elig_row[rows]].copy()
+        if rules.exclude_bought and warm.any():
+            xb_coo = model.history[hr[warm]].tocoo()
+            ok[np.flatnonzero(warm)[xb_coo.row], xb_coo.col] = False
+        if len(blocked):
+            lo, hi = np.searchsorted(blocked, [start * n_items, stop * n_items])
+            b = blocked[lo:hi]
+            ok[b // n_items - start, b % n_items] = False
+        score = np.where(ok, score, -np.inf)
+        k = min(cand, n_items)
+        top = np.argpartition(-score, k - 1, axis=1)[:, :k] if n_items > k else np.tile(np.arange(n_items), (len(rows), 1))
+        vals = np.take_along_axis(score, top, axis=1)
+        keep = np.isfinite(vals)
+        r_local = np.repeat(np.arange(len(rows)), top.shape[1]).reshape(top.shape)[keep]
+        cols = top[keep]
+        parts.append(pd.DataFrame({
+            "row": rows[r_local], "col": cols, "score": vals[keep].astype("float64"),
+            "sim": sim[r_local, cols], "newsku": new[r_local, cols], "aff": aff[r_local, cols],
+        }))
+    new_df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row", "col", "score", "sim", "newsku", "aff"])
+    new_df["kind"] = "new"
+
+    # reasons for the item-item picks: the history SKU that contributes most
+    sim_pick = (new_df["sim"] > 0) & (new_df["sim"] >= new_df["newsku"]) & (new_df["sim"] >= new_df["aff"])
+    rows_sel = new_df.loc[sim_pick, "row"].to_numpy()
+    anchor, share = anchors(model, hist_row[rows_sel], new_df.loc[sim_pick, "col"].to_numpy())
+    new_df["anchor"] = -1
+    new_df["share"] = np.nan
+    new_df.loc[sim_pick, "anchor"] = anchor
+    new_df.loc[sim_pick, "share"] = share
+
+    frames = [new_df]
+    if replenish is not None and len(replenish):
+        due = replenish[replenish["due"]]
+        r_rows = pd.Index(cust_ids).get_indexer(due["customer_id"].astype("int64"))
+        r_cols = pd.Index(skus).get_indexer(due["sku"].astype(str))
+        ok = (r_rows >= 0) & (r_cols >= 0)
+        r_rows, r_cols, due = r_rows[ok], r_cols[ok], due[ok]
+        ok = elig[elig_row[r_rows], r_cols]
+        if len(blocked):
+            ok &= ~np.isin(_pair_keys(r_rows, r_cols, n_items), blocked)
+        frames.append(pd.DataFrame({"row": r_rows[ok], "col": r_cols[ok], "score": due["score"].to_numpy(dtype="float64")[ok],
+                                    "kind": "replenish", "interval": due["interval_days"].to_numpy(dtype="float64")[ok],
+                                    "since": due["days_since"].to_numpy(dtype="float64")[ok],
+                                    "typical": (due["typical"].to_numpy(dtype=bool) if "typical" in due else np.zeros(len(due), dtype=bool))[ok]}))
+    df = pd.concat(frames, ignore_index=True)
+    df["kind_order"] = (df["kind"] == "new").astype("int8")
+    df = df.sort_values(["row", "kind_order", "score"], ascending=[True, True, False], kind="stable")
+    df = df.drop_duplicates(["row", "col"])
+    df["category"] = cat_of_item[df["col"].to_numpy()]
+    df = df[~((df["kind"] == "replenish") & (df.groupby(["row", "kind"]).cumcount() >= rules.max_replenish))]
+    df = df[df.groupby(["row", "category"]).cumcount() < rules.max_per_category]
+    df["rank"] = df.groupby("row").cumcount() + 1
+    df = df[df["rank"] <= rules.n].reset_index(drop=True)
+
+    names = (catalog.drop_duplicates("sku").set_index("sku")["name"].reindex(pd.Index(skus)).fillna(pd.Series(skus, index=skus)).astype(str).to_numpy()
+             if catalog is not None and "name" in catalog else skus.astype(str))
+    df["customer_id"] = cust_ids[df["row"].to_numpy()]
+    df["sku"] = skus[df["col"].to_numpy()].astype(str)
+    df["reason"] = _reasons(df, names, cat_codes, segments, channels, pop_level)
+    df["rank"] = df["rank"].astype("int64")
+    return df[COLUMNS]
+
+
+def _reasons(df: pd.DataFrame, names: np.ndarray, cat_codes: np.ndarray, segments: np.ndarray, channels: np.ndarray,
+             pop_level: np.ndarray) -> np.ndarray:
+    out = np.empty(len(df), dtype=object)
+    kind = df["kind"].to_numpy()
+    rep = kind == "replenish"
+    if rep.any():
+        typical = df["typical"].eq(True).to_numpy() if "typical" in df else np.zeros(len(df), dtype=bool)
+        out[rep] = [(f"customers buy it again about every {int(round(i))} days; you bought it {int(s)} days ago" if t else
+                     f"you buy it about every {int(round(i))} days; last bought {int(s)} days ago")
+                    for i, s, t in zip(df.loc[rep, "interval"], df.loc[rep, "since"], typical[rep])]
+    anchor = df["anchor"].fillna(-1).to_numpy(dtype="int64") if "anchor" in df else np.full(len(df), -1)
+    sim = (~rep) & (anchor >= 0)
+    if sim.any():
+        out[sim] = [f"bought with {names[a]} by {max(1, int(round(100 * s)))}% of its buyers"
+                    for a, s in zip(anchor[sim], df.loc[sim, "share"])]
+    newsku = (~rep) & (~sim) & (df["newsku"].fillna(0).to_numpy() > 0) & (df["newsku"].fillna(0).to_numpy() >= df["aff"].fillna(0).to_numpy())
+    if newsku.any():
+        out[newsku] = [f"new in {cat_codes[c]}, a category you buy" for c in df.loc[newsku, "category"]]
+    aff = (~rep) & (~sim) & (~newsku) & (df["aff"].fillna(0).to_numpy() > 0)
+    if aff.any():
+        out[aff] = [f"a bestseller in {cat_codes[c]}, a category you buy" for c in df.loc[aff, "category"]]
+    rest = ~(rep | sim | newsku | aff)
+    if rest.any():
+        r = df.loc[rest, "row"].to_numpy()
+        out[rest] = ["a bestseller right now" if segments[i] == ANY_CHANNEL or pop_level[i] == 0 else
+                     (f"popular with {segments[i]} customers in {channels[i]}" if pop_level[i] == 2 and channels[i] != ANY_CHANNEL
+                      else f"popular with {segments[i]} customers") for i in r]
+    return out
