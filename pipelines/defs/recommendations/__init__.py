@@ -1,0 +1,1 @@
+"""Recommendations: per-customer lists, related products, offer targets, evaluation."""
