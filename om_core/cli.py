@@ -890,6 +890,7 @@ def _register_subcommands() -> None:
     from om_core.cli_demo import demo
     from om_core.cli_import import import_group
     from om_core.cli_pipeline import pipeline_group
+    from om_core.cli_recommend import recommendations_group
     from om_core.cli_reorder import reorder_group
     from om_core.cli_simulate import simulate
 
@@ -898,6 +899,7 @@ def _register_subcommands() -> None:
     main.add_command(webhooks, "webhooks")
     main.add_command(import_group, "import")
     main.add_command(pipeline_group, "pipeline")
+    main.add_command(recommendations_group, "recommendations")
     main.add_command(reorder_group, "reorder")
     main.add_command(simulate, "simulate")
     main.add_command(demo, "demo")
