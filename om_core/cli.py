@@ -887,6 +887,7 @@ def outbox_dispatch(limit: int) -> None:
 def _register_subcommands() -> None:
     """Command groups that live in their own modules."""
     from om_core.cli_api import apikey, serve, webhooks
+    from om_core.cli_dashboards import dashboards
     from om_core.cli_demo import demo
     from om_core.cli_import import import_group
     from om_core.cli_pipeline import pipeline_group
@@ -903,6 +904,7 @@ def _register_subcommands() -> None:
     main.add_command(reorder_group, "reorder")
     main.add_command(simulate, "simulate")
     main.add_command(demo, "demo")
+    main.add_command(dashboards, "dashboards")
 
 
 _register_subcommands()

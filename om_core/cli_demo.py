@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 from om_core.config import get_settings
 
 COMING = [
-    "Streamlit dashboards on http://localhost:8501 (issue #8)",
     "HTTP API on http://localhost:8000 (issue #9)",
 ]
 
@@ -95,31 +94,44 @@ def _interrupt(signum, frame) -> None:  # type: ignore[no-untyped-def]
 
 
 def _serve(settings) -> None:  # type: ignore[no-untyped-def]
+    from om_core.cli_dashboards import start as start_dashboards
+
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT, "start_new_session": True}
+    served: list[tuple[str, str, subprocess.Popen]] = []
     workspace = _workspace()
     dagster = shutil.which("dagster", path=str(Path(sys.executable).parent)) or shutil.which("dagster")
     if workspace is None or dagster is None:
         click.echo("Dagster UI not available (pipelines or dagster not installed).", err=True)
+    else:
+        settings.dagster_home.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
+        served.append(("Dagster UI", "http://localhost:3000", subprocess.Popen(
+            [dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", "3000"], cwd=workspace.parent, env=env, **quiet)))
+    dashboards = start_dashboards(settings, port=8501, host="127.0.0.1", **quiet)
+    if dashboards is None:
+        click.echo("Dashboards not available (dashboards/streamlit_app.py not installed).", err=True)
+    else:
+        served.append(("Dashboards", "http://localhost:8501", dashboards))
+    if not served:
         return
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
-    process = subprocess.Popen(
-        [dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", "3000"], cwd=workspace.parent, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True,
-    )
     click.echo("\nStoreOM demo is running:")
-    click.echo("  Dagster UI   http://localhost:3000")
+    for name, url, _ in served:
+        click.echo(f"  {name:<12} {url}")
     for item in COMING:
         click.echo(f"  (coming)     {item}")
     click.echo(f"  Data         {settings.home}  (database, warehouse/*.parquet, labels, outbox)")
     click.echo("Press Ctrl+C to stop.")
-    signal.signal(signal.SIGTERM, _interrupt)  # a plain kill stops the UI too
+    signal.signal(signal.SIGTERM, _interrupt)  # a plain kill stops the UIs too
     try:
-        process.wait()
+        while any(process.poll() is None for _, _, process in served):
+            time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+        for _, _, process in served:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for _, _, process in served:
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
