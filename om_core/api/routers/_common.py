@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -10,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from om_core.api.auth import allow, database, forbid  # noqa: F401 - re-exported for the routers
 from om_core.api.problems import ApiProblem, ok  # noqa: F401
+from om_core.db import Database
 from om_core.errors import UnknownOrder
 from om_core.models import Order, Reservation, Shipment, Stock
 from om_core.models import Location as LocationRow
@@ -23,6 +27,21 @@ PERSONAL_DATA_ROLES = frozenset({"channel", "manager", "admin"})
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
+
+
+_SQLITE_WRITER = threading.Lock()
+
+
+@contextmanager
+def write(db: Database) -> Iterator[Session]:
+    """`db.transaction()`, and on SQLite one writer at a time in this process: requests queue on a lock
+    instead of SQLite's busy-wait, which sleeps in steps of up to 100 ms and wrecks tail latency."""
+    if db.dialect != "sqlite":
+        with db.transaction() as session:
+            yield session
+        return
+    with _SQLITE_WRITER, db.transaction() as session:
+        yield session
 
 
 def page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from om_core.api.routers._common import Limit, Offset, allow, database, ok, page
+from om_core.api.routers._common import Limit, Offset, allow, database, ok, page, write
 from om_core.db import Database
 from om_core.services import apikeys, webhooks
 from om_core.services.apikeys import Principal
@@ -15,7 +15,7 @@ ADMIN = allow()
 
 @router.post("/api-keys", status_code=201, summary="Create an API key (the key is in this answer only)")
 def create_key(body: apikeys.ApiKeyIn, db: Database = Depends(database), _: Principal = Depends(ADMIN)):
-    with db.transaction() as s:
+    with write(db) as s:
         row, key = apikeys.create_api_key(s, body)
         view = {"key": key, **apikeys.key_view(s, row)}
     return ok(view, 201)
@@ -29,7 +29,7 @@ def list_keys(db: Database = Depends(database), _: Principal = Depends(ADMIN)):
 
 @router.delete("/api-keys/{prefix}", summary="Revoke an API key")
 def revoke_key(prefix: str, request: Request, db: Database = Depends(database), _: Principal = Depends(ADMIN)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = apikeys.key_view(s, apikeys.revoke_api_key(s, prefix))
     request.app.state.keys.clear()
     return ok(view)
@@ -37,7 +37,7 @@ def revoke_key(prefix: str, request: Request, db: Database = Depends(database), 
 
 @router.post("/webhooks", status_code=201, summary="Subscribe an endpoint to event types (the secret is in this answer only)")
 def create_webhook(body: webhooks.SubscriptionIn, db: Database = Depends(database), _: Principal = Depends(ADMIN)):
-    with db.transaction() as s:
+    with write(db) as s:
         sub = webhooks.create_subscription(s, body)
         view = webhooks.subscription_view(sub) | {"secret": sub.secret}
     return ok(view, 201)
@@ -51,7 +51,7 @@ def list_webhooks(db: Database = Depends(database), _: Principal = Depends(ADMIN
 
 @router.delete("/webhooks/{subscription_id}", summary="Remove a webhook subscription")
 def remove_webhook(subscription_id: int, db: Database = Depends(database), _: Principal = Depends(ADMIN)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = webhooks.subscription_view(webhooks.remove_subscription(s, subscription_id))
     return ok(view)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from om_core.api.routers._common import EVERYONE, Limit, Offset, allow, database, fields, ok, page
+from om_core.api.routers._common import EVERYONE, Limit, Offset, allow, database, fields, ok, page, write
 from om_core.db import Database
 from om_core.services import catalog
 from om_core.services.apikeys import Principal
@@ -41,14 +41,14 @@ def get_product(sku: str, db: Database = Depends(database), who: Principal = Dep
 
 @router.post("/products", status_code=201, summary="Create a product")
 def create_product(body: catalog.ProductIn, db: Database = Depends(database), who: Principal = Depends(WRITERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = product_view(catalog.create_product(s, body), who)
     return ok(view, 201)
 
 
 @router.patch("/products/{sku}", summary="Update a product")
 def update_product(sku: str, body: catalog.ProductUpdate, db: Database = Depends(database), who: Principal = Depends(WRITERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = product_view(catalog.update_product(s, sku, body), who)
     return ok(view)
 
@@ -58,7 +58,7 @@ SUPPLIER_FIELDS = ("code", "name", "email", "lead_time_days", "lead_time_std_day
 
 @router.post("/suppliers", status_code=201, summary="Create a supplier")
 def create_supplier(body: catalog.SupplierIn, db: Database = Depends(database), _: Principal = Depends(WRITERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = fields(catalog.create_supplier(s, body), *SUPPLIER_FIELDS)
     return ok(view, 201)
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field, ValidationInfo, field_validator
 from sqlalchemy import select
 
-from om_core.api.routers._common import PERSONAL_DATA_ROLES, Limit, Offset, allow, database, ok, page
+from om_core.api.routers._common import PERSONAL_DATA_ROLES, Limit, Offset, allow, database, ok, page, write
 from om_core.clock import utcnow
 from om_core.db import Database
 from om_core.models import Customer
@@ -48,7 +48,7 @@ def customer_view(c: Customer, principal: Principal) -> dict[str, Any]:
 
 @router.post("/customers", status_code=201, summary="Create a customer")
 def create_customer(body: customers.CustomerIn, db: Database = Depends(database), who: Principal = Depends(WRITERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = customer_view(customers.create_customer(s, body), who)
     return ok(view, 201)
 
@@ -61,7 +61,7 @@ def get_customer(customer_id: int, db: Database = Depends(database), who: Princi
 
 @router.patch("/customers/{customer_id}", summary="Update a customer (names, phone, consent, segment)")
 def update_customer(customer_id: int, body: CustomerUpdate, db: Database = Depends(database), who: Principal = Depends(WRITERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         c = customers.get_customer(s, customer_id)
         for name, value in body.model_dump(exclude_unset=True).items():
             if name == "marketing_consent":

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from om_core.api.routers._common import allow, database, ok, order_for, require_location
+from om_core.api.routers._common import allow, database, ok, order_for, require_location, write
 from om_core.db import Database
 from om_core.models import Location, Order, Shipment
 from om_core.services import fulfilment
@@ -40,7 +40,7 @@ def _own_shipment(session: Any, who: Principal, number: str) -> Shipment:
 
 @router.post("/orders/{number}/shipments", status_code=201, summary="Create shipments (one per location) for the reserved units")
 def create_shipments(number: str, db: Database = Depends(database), who: Principal = Depends(allow("manager"))):
-    with db.transaction() as s:
+    with write(db) as s:
         views = [fulfilment.shipment_view(s, x) for x in fulfilment.create_shipments(s, number, actor=who.actor)]
     return ok({"items": views}, 201)
 
@@ -60,7 +60,7 @@ def get_shipment(number: str, db: Database = Depends(database), who: Principal =
 
 @router.post("/shipments/{number}/pack", summary="Record the packages of a shipment")
 def pack(number: str, body: PackIn, db: Database = Depends(database), who: Principal = Depends(OPS)):
-    with db.transaction() as s:
+    with write(db) as s:
         _own_shipment(s, who, number)
         view = fulfilment.shipment_view(s, fulfilment.pack_shipment(s, number, list(body.packages) or None, actor=who.actor))
     return ok(view)
@@ -68,7 +68,7 @@ def pack(number: str, body: PackIn, db: Database = Depends(database), who: Princ
 
 @router.post("/shipments/{number}/ship", summary="Dispatch a shipment: label, tracking number, payment capture")
 def ship(number: str, body: DispatchIn, db: Database = Depends(database), who: Principal = Depends(OPS)):
-    with db.transaction() as s:
+    with write(db) as s:
         _own_shipment(s, who, number)
         shipment = fulfilment.dispatch_shipment(s, number, carrier=body.carrier, tracking_number=body.tracking_number, actor=who.actor)
         view = fulfilment.shipment_view(s, shipment)
@@ -78,7 +78,7 @@ def ship(number: str, body: DispatchIn, db: Database = Depends(database), who: P
 def _step(name: str, service: str, summary: str) -> None:
     @router.post(f"/shipments/{{number}}/{name}", summary=summary, name=f"shipment_{name}")
     def step(number: str, db: Database = Depends(database), who: Principal = Depends(OPS)):
-        with db.transaction() as s:
+        with write(db) as s:
             _own_shipment(s, who, number)
             view = fulfilment.shipment_view(s, getattr(fulfilment, service)(s, number, actor=who.actor))
         return ok(view)
@@ -94,7 +94,7 @@ for _name, _service, _summary in (
 
 @router.post("/tracking-events", status_code=201, summary="Record a carrier tracking event (idempotent by carrier_event_id)")
 def tracking_event(body: fulfilment.TrackingEventIn, db: Database = Depends(database), _: Principal = Depends(allow("manager"))):
-    with db.transaction() as s:
+    with write(db) as s:
         event = fulfilment.record_tracking_event(s, body)
         view = fulfilment.shipment_view(s, s.get_one(Shipment, event.shipment_id))
     return ok(view, 201)

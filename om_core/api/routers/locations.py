@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import Field
 from sqlalchemy import select
 
-from om_core.api.routers._common import Limit, Offset, allow, database, fields, ok, page
+from om_core.api.routers._common import Limit, Offset, allow, database, fields, ok, page, write
 from om_core.db import Database
 from om_core.errors import UnknownChannel, UnknownLocation, ValidationError
 from om_core.models import Channel, ChannelLocation, Location
@@ -96,14 +96,14 @@ def get_location(code: str, db: Database = Depends(database), _: Principal = Dep
 
 @router.post("/locations", status_code=201, summary="Create a location")
 def create_location(body: locations.LocationIn, db: Database = Depends(database), _: Principal = Depends(MANAGERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = fields(locations.create_location(s, body), *LOCATION_FIELDS)
     return ok(view, 201)
 
 
 @router.patch("/locations/{code}", summary="Update a location")
 def update_location(code: str, body: LocationUpdate, db: Database = Depends(database), _: Principal = Depends(MANAGERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         row = _location(s, code)
         _apply(row, body)
         if row.kind != "store" and (row.can_pickup or row.can_ship_from_store):
@@ -133,14 +133,14 @@ def get_channel(code: str, db: Database = Depends(database), who: Principal = De
 
 @router.post("/channels", status_code=201, summary="Create a channel")
 def create_channel(body: locations.ChannelIn, db: Database = Depends(database), _: Principal = Depends(MANAGERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = channel_view(s, _channel(s, locations.create_channel(s, body).code))
     return ok(view, 201)
 
 
 @router.patch("/channels/{code}", summary="Update a channel")
 def update_channel(code: str, body: ChannelUpdate, db: Database = Depends(database), _: Principal = Depends(MANAGERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         row = _channel(s, code)
         _apply(row, body)
         s.flush()
@@ -151,7 +151,7 @@ def update_channel(code: str, body: ChannelUpdate, db: Database = Depends(databa
 @router.put("/channels/{code}/locations/{location_code}", summary="Let a channel sell a location's stock")
 def assign_location(code: str, location_code: str, body: ChannelLocationIn, db: Database = Depends(database),
                     _: Principal = Depends(MANAGERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         locations.assign_location(s, code, location_code, priority=body.priority)
         view = channel_view(s, _channel(s, code))
     return ok(view)

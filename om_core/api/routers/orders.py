@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 
 from om_core.api.routers._common import (
+    write,
     ApiProblem,
     Limit,
     Offset,
@@ -56,6 +57,20 @@ def full_view(session: Any, who: Principal, order: Order) -> dict[str, Any]:
     return strip_payment(who, view)
 
 
+def placed_view(order: Order, channel: str) -> dict[str, Any]:
+    """What placing answers: the order's number, status, totals and lines, from what the placement has in
+    hand (the full view with timeline, payment and tracking is GET /v1/orders/{number})."""
+    return {
+        "number": order.number, "status": order.status, "channel": channel, "customer_id": order.customer_id,
+        "placed_at": order.placed_at, "delivery": order.delivery_method, "currency": order.currency,
+        "subtotal": order.subtotal, "discount_total": order.discount_total, "shipping_total": order.shipping_total,
+        "tax_total": order.tax_total, "total": order.total, "promised_delivery_days": order.promised_delivery_days,
+        "lines": [{"line_no": l.line_no, "sku": l.sku, "quantity": l.quantity, "backordered": l.quantity_backordered,
+                   "unit_price": l.unit_price, "discount_total": l.discount_total, "tax_amount": l.tax_amount, "line_total": l.line_total}
+                  for l in order.lines],
+    }
+
+
 @router.post("/orders/quote", summary="Price and allocate an order without placing it")
 def quote(body: orders.OrderIn, db: Database = Depends(database), who: Principal = Depends(SELLERS)):
     require_channel(who, body.channel)
@@ -70,9 +85,9 @@ def place(body: orders.OrderIn, idempotency_key: IdempotencyKey = None, db: Data
     if not idempotency_key or not idempotency_key.strip():
         raise ApiProblem(400, "idempotency_key_required", "POST /v1/orders needs an Idempotency-Key header (1-100 characters)",
                          errors=[{"field": "header.Idempotency-Key", "reason": "required"}])
-    with db.transaction() as s:
+    with write(db) as s:
         order = orders.place_order(s, body, idempotency_key=scoped_key(who, idempotency_key.strip()), actor=who.actor)
-        view = strip_payment(who, orders.order_view(s, order))
+        view = placed_view(order, body.channel)
     return ok(view, 201, headers={"Location": f"/v1/orders/{view['number']}"})
 
 
@@ -111,7 +126,7 @@ def list_orders(limit: Limit = 50, offset: Offset = 0, channel: str | None = Que
 @router.patch("/orders/{number}", summary="Modify an order (quantities, lines, delivery)")
 def modify(number: str, body: orders.ModifyOrderIn, idempotency_key: IdempotencyKey = None, db: Database = Depends(database),
            who: Principal = Depends(SELLERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         order_for(s, who, number)
         order = orders.modify_order(s, number, body, idempotency_key=scoped_key(who, idempotency_key), actor=who.actor)
         view = full_view(s, who, order)
@@ -120,7 +135,7 @@ def modify(number: str, body: orders.ModifyOrderIn, idempotency_key: Idempotency
 
 @router.post("/orders/{number}/cancel", summary="Cancel an order")
 def cancel(number: str, body: ReasonIn, db: Database = Depends(database), who: Principal = Depends(SELLERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         order_for(s, who, number)
         view = full_view(s, who, orders.cancel_order(s, number, reason=body.reason, actor=who.actor))
     return ok(view)
@@ -128,7 +143,7 @@ def cancel(number: str, body: ReasonIn, db: Database = Depends(database), who: P
 
 @router.post("/orders/{number}/hold", summary="Put an order on hold")
 def hold(number: str, body: ReasonIn, db: Database = Depends(database), who: Principal = Depends(MANAGERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         o = orders.hold_order(s, number, reason=body.reason, actor=who.actor)
         view = {"number": o.number, "status": o.status}
     return ok(view)
@@ -136,7 +151,7 @@ def hold(number: str, body: ReasonIn, db: Database = Depends(database), who: Pri
 
 @router.post("/orders/{number}/release", summary="Release an order from hold")
 def release(number: str, db: Database = Depends(database), who: Principal = Depends(MANAGERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         o = orders.release_order(s, number, actor=who.actor)
         view = {"number": o.number, "status": o.status}
     return ok(view)
@@ -144,7 +159,7 @@ def release(number: str, db: Database = Depends(database), who: Principal = Depe
 
 @router.post("/orders/{number}/route", summary="Choose (again) the locations that fulfil an order")
 def route(number: str, body: RouteIn, db: Database = Depends(database), who: Principal = Depends(MANAGERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         order = orders.route_order(s, number, strategy=body.strategy, actor=who.actor)
         view = {"routing_reason": order.routing_reason, **full_view(s, who, order)}
     return ok(view)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from om_core.api.routers._common import allow, database, ok, require_location
+from om_core.api.routers._common import allow, database, ok, require_location, write
 from om_core.db import Database
 from om_core.models import Location, PurchaseOrder, Supplier
 from om_core.services import purchasing
@@ -41,7 +41,7 @@ def _location_of(session: Any, number: str) -> str:
 
 @router.post("/purchase-orders", status_code=201, summary="Raise a purchase order (draft)")
 def create(body: purchasing.PurchaseOrderIn, db: Database = Depends(database), who: Principal = Depends(BUYERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = po_view(s, purchasing.create_purchase_order(s, body, actor=who.actor))
     return ok(view, 201)
 
@@ -56,21 +56,21 @@ def get(number: str, db: Database = Depends(database), who: Principal = Depends(
 
 @router.post("/purchase-orders/{number}/send", summary="Send a draft purchase order to the supplier")
 def send(number: str, db: Database = Depends(database), _: Principal = Depends(BUYERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = po_view(s, purchasing.send_purchase_order(s, number))
     return ok(view)
 
 
 @router.post("/purchase-orders/{number}/cancel", summary="Cancel a purchase order")
 def cancel(number: str, db: Database = Depends(database), _: Principal = Depends(BUYERS)):
-    with db.transaction() as s:
+    with write(db) as s:
         view = po_view(s, purchasing.cancel_purchase_order(s, number))
     return ok(view)
 
 
 @router.post("/purchase-orders/{number}/receipts", summary="Book goods in against a sent purchase order")
 def receive(number: str, body: ReceiptIn, db: Database = Depends(database), who: Principal = Depends(allow("store_ops", "manager"))):
-    with db.transaction() as s:
+    with write(db) as s:
         if who.role == "store_ops":
             require_location(who, _location_of(s, number))
         po = purchasing.receive_purchase_order(s, number, list(body.lines) if body.lines is not None else None, actor=who.actor)

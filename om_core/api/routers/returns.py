@@ -8,7 +8,7 @@ from decimal import Decimal
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from om_core.api.routers._common import allow, database, ok, order_for, require_location
+from om_core.api.routers._common import allow, database, ok, order_for, require_location, write
 from om_core.api.routers.orders import IdempotencyKey, scoped_key
 from om_core.db import Database
 from om_core.models import Order
@@ -42,7 +42,7 @@ def _own_return(session, who: Principal, number: str):  # type: ignore[no-untype
 
 @router.post("/orders/{number}/returns", status_code=201, summary="Open a return (RMA) for delivered lines")
 def open_return(number: str, body: returns.ReturnIn, db: Database = Depends(database), who: Principal = Depends(allow("channel", "manager"))):
-    with db.transaction() as s:
+    with write(db) as s:
         order_for(s, who, number)
         view = returns.return_view(s, returns.open_return(s, number, body, actor=who.actor))
     return ok(view, 201)
@@ -57,7 +57,7 @@ def get_return(number: str, db: Database = Depends(database), who: Principal = D
 @router.post("/returns/{number}/receive", summary="Goods are back: inspect, restock or write off")
 def receive(number: str, body: ReceiveIn, db: Database = Depends(database), who: Principal = Depends(allow("store_ops", "manager"))):
     require_location(who, body.location)
-    with db.transaction() as s:
+    with write(db) as s:
         view = returns.return_view(s, returns.receive_return(s, number, body.location, list(body.inspections), actor=who.actor))
     return ok(view)
 
@@ -65,7 +65,7 @@ def receive(number: str, body: ReceiveIn, db: Database = Depends(database), who:
 @router.post("/returns/{number}/refund", summary="Refund a return to the original payment")
 def refund(number: str, body: RefundIn, idempotency_key: IdempotencyKey = None, db: Database = Depends(database),
            who: Principal = Depends(allow("manager"))):
-    with db.transaction() as s:
+    with write(db) as s:
         rma = returns.refund_return(s, number, restocking_fee_rate=body.restocking_fee_rate,
                                     idempotency_key=scoped_key(who, idempotency_key), actor=who.actor)
         view = returns.return_view(s, rma)
@@ -74,7 +74,7 @@ def refund(number: str, body: RefundIn, idempotency_key: IdempotencyKey = None, 
 
 @router.post("/returns/{number}/exchange", status_code=201, summary="A no-charge replacement order for a return")
 def exchange(number: str, body: ExchangeIn, db: Database = Depends(database), who: Principal = Depends(allow("channel", "manager"))):
-    with db.transaction() as s:
+    with write(db) as s:
         _own_return(s, who, number)
         view = order_view(s, returns.create_exchange(s, number, list(body.lines), actor=who.actor))
     return ok(view, 201)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from om_core.api.routers._common import allow, database, ok, require_location
+from om_core.api.routers._common import allow, database, ok, require_location, write
 from om_core.db import Database
 from om_core.services import inventory
 from om_core.services.apikeys import Principal
@@ -17,7 +17,7 @@ OPS = allow("store_ops", "manager")
 @router.post("/stock/receipts", status_code=201, summary="Receive stock at a location (outside a purchase order)")
 def receipt(body: inventory.ReceiptIn, db: Database = Depends(database), who: Principal = Depends(OPS)):
     require_location(who, body.location)
-    with db.transaction() as s:
+    with write(db) as s:
         inventory.receive_stock(s, body, actor=who.actor)
         view = inventory.available_to_promise(s, body.sku, location=body.location)
     return ok(view, 201)
@@ -26,7 +26,7 @@ def receipt(body: inventory.ReceiptIn, db: Database = Depends(database), who: Pr
 @router.post("/stock/adjustments", status_code=201, summary="Adjust on hand: a signed change or a counted quantity")
 def adjustment(body: inventory.AdjustmentIn, db: Database = Depends(database), who: Principal = Depends(OPS)):
     require_location(who, body.location)
-    with db.transaction() as s:
+    with write(db) as s:
         movement = inventory.adjust_stock(s, body, actor=who.actor)
         view = {"change": movement.quantity, **inventory.available_to_promise(s, body.sku, location=body.location)}
     return ok(view, 201)
@@ -35,7 +35,7 @@ def adjustment(body: inventory.AdjustmentIn, db: Database = Depends(database), w
 @router.post("/stock/transfers", status_code=201, summary="Move stock between locations")
 def transfer(body: inventory.TransferIn, db: Database = Depends(database), who: Principal = Depends(OPS)):
     require_location(who, body.from_location)
-    with db.transaction() as s:
+    with write(db) as s:
         t = inventory.transfer_stock(s, body, actor=who.actor)
         view = {"transfer_id": t.id, "sku": body.sku, "from": body.from_location, "to": body.to_location, "quantity": t.quantity}
     return ok(view, 201)

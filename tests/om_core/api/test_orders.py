@@ -28,7 +28,8 @@ def test_quote_writes_nothing(api: Api):
 
 def test_place_is_idempotent_and_money_is_strings(api: Api):
     first = place(api)
-    assert first["status"] == "placed" and isinstance(first["total"], str) and first["payment"]["authorized"] == first["total"]
+    assert first["status"] == "placed" and isinstance(first["total"], str) and first["lines"][0]["unit_price"] == "12.50"
+    assert api.as_("web").get(f"/v1/orders/{first['number']}/payment").json()["authorized"] == first["total"]
     assert first["placed_at"].endswith("+00:00")
     counts = row_counts(api.db)
     again = place(api)  # same key, same body: the first answer, nothing written
