@@ -8,7 +8,8 @@ import importlib
 
 from bench.common import print_table, write_results
 
-BENCHMARKS = ["bench_orders", "bench_routing", "bench_outbox", "bench_import", "bench_pipelines", "bench_simulate", "bench_api"]
+BENCHMARKS = ["bench_orders", "bench_routing", "bench_outbox", "bench_import", "bench_pipelines", "bench_simulate", "bench_api",
+              "bench_dashboards", "bench_recommend"]
 
 
 def main() -> None:

@@ -54,13 +54,21 @@ def _values(df: pd.DataFrame | None, column: str) -> tuple[str, ...]:
     return tuple(sorted(str(v) for v in df[column].dropna().unique()))
 
 
+DIMENSIONS_SQL = ("SELECT 'location' AS dim, location AS value FROM {src} GROUP BY location "
+                  "UNION ALL SELECT 'channel', channel FROM {src} GROUP BY channel "
+                  "UNION ALL SELECT 'category', category FROM {src} GROUP BY category "
+                  "UNION ALL SELECT 'day', CAST(MIN(CAST(day AS DATE)) AS VARCHAR) FROM {src} "
+                  "UNION ALL SELECT 'day', CAST(MAX(CAST(day AS DATE)) AS VARCHAR) FROM {src}")
+"""From daily demand (one row per SKU x location x channel x day) when the small marts cannot say."""
+MARTS_SQL = ("SELECT grain AS dim, key AS value FROM {src} WHERE grain IN ('location', 'category') GROUP BY ALL")
+
+
 def dimensions() -> Dimensions:
     today = date.today()
-    dd = data.query("daily_demand", "SELECT 'location' AS dim, location AS value FROM {src} GROUP BY location "
-                    "UNION ALL SELECT 'channel', channel FROM {src} GROUP BY channel "
-                    "UNION ALL SELECT 'category', category FROM {src} GROUP BY category "
-                    "UNION ALL SELECT 'day', CAST(MIN(CAST(day AS DATE)) AS VARCHAR) FROM {src} "
-                    "UNION ALL SELECT 'day', CAST(MAX(CAST(day AS DATE)) AS VARCHAR) FROM {src}")
+    # The inventory mart names every location and category in a few rows; daily demand (large) is the fallback.
+    dd = data.query("kpi_inventory", MARTS_SQL)
+    if dd is None or dd.empty:
+        dd = data.query("daily_demand", DIMENSIONS_SQL)
     sales = data.query("kpi_sales", "SELECT channel, MIN(CAST(period_start AS DATE)) AS first, MAX(CAST(period_start AS DATE)) AS last "
                        "FROM {src} WHERE grain = 'day' GROUP BY channel")
     days: list[date] = []

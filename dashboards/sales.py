@@ -46,9 +46,9 @@ def totals(df: pd.DataFrame) -> dict[str, float]:
             "gross_margin": margin, "gross_margin_rate": margin / net if net else float("nan"), "units": float(s["units"])}
 
 
-def breakdown(f: Filters, by: str) -> pd.DataFrame | None:
-    """Revenue and units per `by` ('category' or 'location') in the period and the previous one (daily demand)."""
-    assert by in ("category", "location")
+def breakdown(f: Filters) -> pd.DataFrame | None:
+    """Revenue and units per category and per location (column `by`) in the period and the previous one, from
+    daily demand in one scan."""
     prev_start, _ = f.previous()
     conds, params = [], []
     for column, values in (("channel", f.channels), ("location", f.locations), ("category", f.categories)):
@@ -56,9 +56,10 @@ def breakdown(f: Filters, by: str) -> pd.DataFrame | None:
         conds.append(c)
         params += p
     return data.query("daily_demand", f"""
-        SELECT {by} AS name,
+        SELECT CASE WHEN GROUPING(category) = 0 THEN 'category' ELSE 'location' END AS by,
+               CASE WHEN GROUPING(category) = 0 THEN category ELSE location END AS name,
                SUM(CASE WHEN CAST(day AS DATE) >= ? THEN revenue ELSE 0 END) AS revenue,
                SUM(CASE WHEN CAST(day AS DATE) >= ? THEN units ELSE 0 END) AS units,
                SUM(CASE WHEN CAST(day AS DATE) < ? THEN revenue ELSE 0 END) AS previous_revenue
         FROM {{src}} WHERE {' AND '.join(conds)} AND CAST(day AS DATE) BETWEEN ? AND ?
-        GROUP BY 1 ORDER BY revenue DESC""", [f.start, f.start, f.start, *params, prev_start, f.end])
+        GROUP BY GROUPING SETS ((category), (location)) ORDER BY revenue DESC""", [f.start, f.start, f.start, *params, prev_start, f.end])

@@ -27,25 +27,28 @@ if skus is None or skus.empty:
 
 pick_sku, pick_location = st.columns([2, 1])
 sku = pick_sku.selectbox("SKU (type to search)", skus["sku"].tolist(), key="fc_sku")
-locations = data.query("demand_forecast", "SELECT DISTINCT location FROM {src} WHERE sku = ? ORDER BY location = 'ALL' DESC, location",
-                       [sku])["location"].tolist()
+# Everything about the SKU is read once, for all its locations: switching the location reads nothing.
+every_fc = data.query("demand_forecast", "SELECT * FROM {src} WHERE sku = ? ORDER BY location, ds", [sku])
+locations = sorted(every_fc["location"].unique(), key=lambda v: (v != "ALL", v))
 location = pick_location.selectbox("Location", locations, key="fc_location",
                                    format_func=lambda v: "All locations" if v == "ALL" else v)
-
-fc = data.query("demand_forecast", "SELECT * FROM {src} WHERE sku = ? AND location = ? ORDER BY ds", [sku, location])
-if fc is None or fc.empty:
+fc = every_fc[every_fc["location"] == location].copy()
+if fc.empty:
     st.info("No forecast for this SKU at this location.")
     st.stop()
 fc["ds"] = pd.to_datetime(fc["ds"])
 start = fc["ds"].min() - timedelta(days=HISTORY_DAYS)
-where_loc = "TRUE" if location == "ALL" else "location = ?"
-loc_params = [] if location == "ALL" else [location]
-history = data.query("daily_demand", f"SELECT CAST(day AS DATE) AS day, SUM(units) AS units FROM {{src}} "
-                     f"WHERE sku = ? AND {where_loc} AND CAST(day AS DATE) >= ? GROUP BY 1 ORDER BY 1",
-                     [sku, *loc_params, start.date()])
-stockouts = data.query("stg_inventory_snapshots", f"SELECT DISTINCT CAST(day AS DATE) AS day FROM {{src}} "
-                       f"WHERE sku = ? AND {where_loc} AND stockout AND CAST(day AS DATE) >= ? ORDER BY 1",
-                       [sku, *loc_params, start.date()])
+history = data.query("daily_demand", "SELECT CAST(day AS DATE) AS day, location, SUM(units) AS units FROM {src} "
+                     "WHERE sku = ? AND CAST(day AS DATE) >= ? GROUP BY 1, 2", [sku, start.date()])
+stockouts = data.query("stg_inventory_snapshots", "SELECT DISTINCT CAST(day AS DATE) AS day, location FROM {src} "
+                       "WHERE sku = ? AND stockout AND CAST(day AS DATE) >= ?", [sku, start.date()])
+if location != "ALL":
+    history = None if history is None else history[history["location"] == location]
+    stockouts = None if stockouts is None else stockouts[stockouts["location"] == location]
+if history is not None:
+    history = history.groupby("day", as_index=False)["units"].sum()
+if stockouts is not None:
+    stockouts = stockouts.drop_duplicates("day").sort_values("day")
 
 fig = go.Figure()
 for lo, hi, name, alpha in (("lo_95", "hi_95", "95% band", 0.15), ("lo_80", "hi_80", "80% band", 0.3)):
@@ -64,7 +67,9 @@ fig.update_layout(title=f"{sku} at {'all locations' if location == 'ALL' else lo
                   yaxis_title="Units per day")
 L.chart(fig)
 
-bt = data.query("forecast_backtest", "SELECT * FROM {src} WHERE sku = ? AND location = ?", [sku, location])
+bt = data.query("forecast_backtest", "SELECT * FROM {src} WHERE sku = ?", [sku])
+if bt is not None:
+    bt = bt[bt["location"] == location]
 if bt is None:
     L.empty("backtest", "forecast_backtest")
 else:

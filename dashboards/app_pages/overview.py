@@ -39,13 +39,13 @@ with right:
     mix = now.groupby("channel", as_index=False)["revenue"].sum()
     L.chart(px.pie(mix, names="channel", values="revenue", hole=0.5, title="Channel mix (revenue)"))
 
+both = sales.breakdown(f)
 for by, label in (("category", "Categories"), ("location", "Locations")):
-    b = sales.breakdown(f, by)
     st.subheader(f"{label}: top and bottom by revenue")
-    if b is None:
+    if both is None:
         L.empty("daily demand", "daily_demand")
         continue
-    b = b[b["revenue"] > 0].assign(vs_previous=lambda d: d["revenue"] / d["previous_revenue"].where(d["previous_revenue"] > 0) - 1)
+    b = both[(both["by"] == by) & (both["revenue"] > 0)].drop(columns="by").assign(vs_previous=lambda d: d["revenue"] / d["previous_revenue"].where(d["previous_revenue"] > 0) - 1)
     chart_col, table_col = st.columns([2, 1])
     with chart_col:
         L.chart(px.bar(b.sort_values("revenue"), x="revenue", y="name", orientation="h", labels={"name": "", "revenue": "Revenue"}))
