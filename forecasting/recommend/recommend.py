@@ -21,6 +21,29 @@ from forecasting.recommend.model import ItemItemModel, anchors
 COLUMNS = ["customer_id", "sku", "rank", "score", "reason", "kind"]
 ANY_CHANNEL = "*"
 NEW_SEGMENT = "new"
+ANCHOR_CHUNK = 50_000
+
+
+def _top_candidates(score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of at least the k best finite scores per row. A threshold from a 1-in-8 sample of the
+    columns keeps ~2k per row cheaply; rows it leaves short get an exact partition."""
+    n_rows, n_cols = score.shape
+    if n_cols <= 4 * k:
+        r = np.repeat(np.arange(n_rows), n_cols)
+        return r, np.tile(np.arange(n_cols), n_rows)
+    sample = score[:, ::8]
+    kth = min(max(2 * k // 8, 1), sample.shape[1])
+    threshold = np.partition(sample, sample.shape[1] - kth, axis=1)[:, sample.shape[1] - kth]
+    threshold = np.where(np.isneginf(threshold), np.finfo(score.dtype).min, threshold)
+    mask = score >= threshold[:, None]
+    counts = mask.sum(axis=1)
+    finite = np.isfinite(score).sum(axis=1)
+    short = np.flatnonzero((counts < k) & (counts < finite))
+    if len(short):
+        top = np.argpartition(-score[short], k - 1, axis=1)[:, :k]
+        mask[short] = False
+        mask[short[:, None], top] = True
+    return np.nonzero(mask)
 
 
 @dataclass(frozen=True)
@@ -161,68 +184,71 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
         ok = (u_rows >= 0) & (u_cols >= 0)
         blocked = np.unique(_pair_keys(u_rows[ok], u_cols[ok], n_items))
 
-    cand = max(rules.n * 4, rules.n + rules.max_per_category)
+    cand = max(rules.n * 3, rules.n + rules.max_per_category)
+    pop32 = pop.astype("float32")
+    new_cols = np.flatnonzero(is_new_item)
     parts = []
     for start in range(0, len(cust), rules.block):
         stop = min(start + rules.block, len(cust))
         rows = np.arange(start, stop)
         hr = hist_row[rows]
-        warm = hr >= 0
-        sim = np.zeros((len(rows), n_items), dtype="float32")
-        new = np.zeros_like(sim)
-        popg = pop[pop_group[rows]]
-        aff = np.zeros_like(sim)
-        if warm.any():
-            xb = model.history[hr[warm]]
+        widx = np.flatnonzero(hr >= 0)
+        score = pop32[pop_group[rows]]
+        score[widx] *= rules.popularity_weight
+        s = cat_share = aff = None
+        if len(widx):
+            xb = model.history[hr[widx]]
             s = (xb @ model.similarity).toarray()
-            s /= np.maximum(s.max(axis=1, keepdims=True), 1e-12)
-            sim[warm] = rules.similarity_weight * s
-            cat_w = np.asarray((xb @ item_cat).todense())
-            cat_share = cat_w / np.maximum(cat_w.sum(axis=1, keepdims=True), 1e-12)
-            if is_new_item.any():
-                new[warm] = rules.new_item_weight * cat_share[:, cat_of_item] * is_new_item[None, :]
+            s *= rules.similarity_weight / np.maximum(s.max(axis=1, keepdims=True), 1e-12)
+            score[widx] += s
+            if len(new_cols) or rules.affinity_weight:
+                cat_w = (xb @ item_cat).toarray()
+                cat_share = cat_w / np.maximum(cat_w.sum(axis=1, keepdims=True), 1e-12)
+            if len(new_cols):
+                score[np.ix_(widx, new_cols)] += rules.new_item_weight * cat_share[:, cat_of_item[new_cols]]
             if rules.affinity_weight:
                 spread = cat_share @ cat_sim
                 spread /= np.maximum(spread.sum(axis=1, keepdims=True), 1e-12)
                 pref = cat_share + rules.category_spread * spread + cat_prior_weight * cat_prior[None, :]
                 pref /= np.maximum(pref.max(axis=1, keepdims=True), 1e-12)
-                aff[warm] = rules.affinity_weight * pref[:, cat_of_item] * popg[warm]
-        pop_part = rules.popularity_weight * popg
-        pop_part[~warm] = popg[~warm]
-        score = sim + new + aff + pop_part
-        if not rules.exclude_bought and warm.any():
-            again = model.history[hr[warm]].toarray()
-            score[warm] += rules.repurchase_weight * again / np.maximum(again.max(axis=1, keepdims=True), 1e-12)
-        ok = elig[elig_row[rows]].copy()
-        if rules.exclude_bought and warm.any():
-            xb_coo = model.history[hr[warm]].tocoo()
-            ok[np.flatnonzero(warm)[xb_coo.row], xb_coo.col] = False
+                aff = (rules.affinity_weight * pref[:, cat_of_item] * score[widx]).astype("float32")
+                score[widx] += aff
+            xc = xb.tocoo()
+            if rules.exclude_bought:
+                score[widx[xc.row], xc.col] = -np.inf
+            else:
+                top_w = np.asarray(xb.max(axis=1).todense()).ravel()
+                score[widx[xc.row], xc.col] += rules.repurchase_weight * xc.data / np.maximum(top_w[xc.row], 1e-12)
+        channel_rows = elig_row[rows]
+        for c in np.unique(channel_rows):
+            bad = np.flatnonzero(~elig[c])
+            if len(bad):
+                score[np.ix_(np.flatnonzero(channel_rows == c), bad)] = -np.inf
         if len(blocked):
             lo, hi = np.searchsorted(blocked, [start * n_items, stop * n_items])
             b = blocked[lo:hi]
-            ok[b // n_items - start, b % n_items] = False
-        score = np.where(ok, score, -np.inf)
-        k = min(cand, n_items)
-        top = np.argpartition(-score, k - 1, axis=1)[:, :k] if n_items > k else np.tile(np.arange(n_items), (len(rows), 1))
-        vals = np.take_along_axis(score, top, axis=1)
+            score[b // n_items - start, b % n_items] = -np.inf
+        r_local, cols = _top_candidates(score, cand)
+        vals = score[r_local, cols]
         keep = np.isfinite(vals)
-        r_local = np.repeat(np.arange(len(rows)), top.shape[1]).reshape(top.shape)[keep]
-        cols = top[keep]
-        parts.append(pd.DataFrame({
-            "row": rows[r_local], "col": cols, "score": vals[keep].astype("float64"),
-            "sim": sim[r_local, cols], "newsku": new[r_local, cols], "aff": aff[r_local, cols],
-        }))
+        r_local, cols, vals = r_local[keep], cols[keep], vals[keep]
+        wpos = np.full(len(rows), -1)
+        wpos[widx] = np.arange(len(widx))
+        wp = wpos[r_local]
+        warm_c = wp >= 0
+        sim_v = np.zeros(len(cols), dtype="float32")
+        new_v = np.zeros(len(cols), dtype="float32")
+        aff_v = np.zeros(len(cols), dtype="float32")
+        if s is not None:
+            sim_v[warm_c] = s[wp[warm_c], cols[warm_c]]
+            if len(new_cols):
+                new_v[warm_c] = rules.new_item_weight * cat_share[wp[warm_c], cat_of_item[cols[warm_c]]] * is_new_item[cols[warm_c]]
+            if aff is not None:
+                aff_v[warm_c] = aff[wp[warm_c], cols[warm_c]]
+        parts.append(pd.DataFrame({"row": rows[r_local], "col": cols, "score": vals.astype("float64"), "sim": sim_v, "newsku": new_v,
+                                   "aff": aff_v}))
     new_df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row", "col", "score", "sim", "newsku", "aff"])
     new_df["kind"] = "new"
-
-    # reasons for the item-item picks: the history SKU that contributes most
-    sim_pick = (new_df["sim"] > 0) & (new_df["sim"] >= new_df["newsku"]) & (new_df["sim"] >= new_df["aff"])
-    rows_sel = new_df.loc[sim_pick, "row"].to_numpy()
-    anchor, share = anchors(model, hist_row[rows_sel], new_df.loc[sim_pick, "col"].to_numpy())
-    new_df["anchor"] = -1
-    new_df["share"] = np.nan
-    new_df.loc[sim_pick, "anchor"] = anchor
-    new_df.loc[sim_pick, "share"] = share
 
     frames = [new_df]
     if replenish is not None and len(replenish):
@@ -247,6 +273,16 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     df = df[df.groupby(["row", "category"]).cumcount() < rules.max_per_category]
     df["rank"] = df.groupby("row").cumcount() + 1
     df = df[df["rank"] <= rules.n].reset_index(drop=True)
+    sim_pick = ((df["kind"] == "new") & (df["sim"] > 0) & (df["sim"] >= df["newsku"]) & (df["sim"] >= df["aff"])).to_numpy()
+    df["anchor"], df["share"] = -1, np.nan
+    pick_rows = df["row"].to_numpy()[sim_pick]
+    pick_cols = df["col"].to_numpy()[sim_pick]
+    anchor, share = np.full(len(pick_rows), -1), np.full(len(pick_rows), np.nan)
+    for lo in range(0, len(pick_rows), ANCHOR_CHUNK):
+        anchor[lo:lo + ANCHOR_CHUNK], share[lo:lo + ANCHOR_CHUNK] = anchors(model, hist_row[pick_rows[lo:lo + ANCHOR_CHUNK]],
+                                                                            pick_cols[lo:lo + ANCHOR_CHUNK])
+    df.loc[sim_pick, "anchor"] = anchor
+    df.loc[sim_pick, "share"] = share
 
     names = (catalog.drop_duplicates("sku").set_index("sku")["name"].reindex(pd.Index(skus)).fillna(pd.Series(skus, index=skus)).astype(str).to_numpy()
              if catalog is not None and "name" in catalog else skus.astype(str))
