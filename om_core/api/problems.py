@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -110,6 +111,16 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> Response:
                    extra=getattr(exc, "extra", None))
 
 
+async def _data_error(_: Request, exc: DataError) -> Response:
+    """The database refused a value the schema let through (e.g. a number beyond its integer range)."""
+    return problem(422, "invalid_value", "A value is out of range or of the wrong kind for the database; nothing was written")
+
+
+async def _integrity_error(_: Request, exc: IntegrityError) -> Response:
+    """A constraint caught what a concurrent request made true first (e.g. the same code twice at once)."""
+    return problem(409, "conflict", "The request conflicts with the current data (a constraint refused it); nothing was written")
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return problem(500, "internal_error", "An unexpected error occurred; nothing was written")
@@ -119,6 +130,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StoreOMError, _store_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _request_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DataError, _data_error)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _integrity_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Path, Query
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,8 @@ PAYMENT_ROLES = frozenset({"channel", "manager", "admin"})
 PERSONAL_DATA_ROLES = frozenset({"channel", "manager", "admin"})
 """Roles that see customers' personal data; marketing sees it only for customers who consented."""
 
+MAX_ID = 2_147_483_647
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="A numeric id.")]
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Offset = Annotated[int, Query(ge=0, le=10_000_000, description="Rows to skip.")]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 
-from om_core.api.routers._common import Limit, Offset, allow, database, ok, page, write
+from om_core.api.routers._common import Id, Limit, Offset, allow, database, ok, page, write
 from om_core.db import Database
 from om_core.services import apikeys, webhooks
 from om_core.services.apikeys import Principal
@@ -50,14 +50,14 @@ def list_webhooks(db: Database = Depends(database), _: Principal = Depends(ADMIN
 
 
 @router.delete("/webhooks/{subscription_id}", summary="Remove a webhook subscription")
-def remove_webhook(subscription_id: int, db: Database = Depends(database), _: Principal = Depends(ADMIN)):
+def remove_webhook(subscription_id: Id, db: Database = Depends(database), _: Principal = Depends(ADMIN)):
     with write(db) as s:
         view = webhooks.subscription_view(webhooks.remove_subscription(s, subscription_id))
     return ok(view)
 
 
 @router.get("/webhooks/{subscription_id}/deliveries", summary="The delivery log of a subscription (newest first)")
-def deliveries(subscription_id: int, limit: Limit = 100, offset: Offset = 0, db: Database = Depends(database),
+def deliveries(subscription_id: Id, limit: Limit = 100, offset: Offset = 0, db: Database = Depends(database),
                _: Principal = Depends(ADMIN)):
     with db.read() as s:
         webhooks.get_subscription(s, subscription_id)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import Field, ValidationInfo, field_validator
 from sqlalchemy import select
 
-from om_core.api.routers._common import PERSONAL_DATA_ROLES, Limit, Offset, allow, database, ok, page, write
+from om_core.api.routers._common import Id, PERSONAL_DATA_ROLES, Limit, Offset, allow, database, ok, page, write
 from om_core.clock import utcnow
 from om_core.db import Database
 from om_core.models import Customer
@@ -54,13 +54,13 @@ def create_customer(body: customers.CustomerIn, db: Database = Depends(database)
 
 
 @router.get("/customers/{customer_id}", summary="Read a customer")
-def get_customer(customer_id: int, db: Database = Depends(database), who: Principal = Depends(READERS)):
+def get_customer(customer_id: Id, db: Database = Depends(database), who: Principal = Depends(READERS)):
     with db.read() as s:
         return ok(customer_view(customers.get_customer(s, customer_id), who))
 
 
 @router.patch("/customers/{customer_id}", summary="Update a customer (names, phone, consent, segment)")
-def update_customer(customer_id: int, body: CustomerUpdate, db: Database = Depends(database), who: Principal = Depends(WRITERS)):
+def update_customer(customer_id: Id, body: CustomerUpdate, db: Database = Depends(database), who: Principal = Depends(WRITERS)):
     with write(db) as s:
         c = customers.get_customer(s, customer_id)
         for name, value in body.model_dump(exclude_unset=True).items():

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, Field
 from sqlalchemy import select
 
 from om_core.api.routers._common import (
+    MAX_ID,
     write,
     ApiProblem,
     Limit,
@@ -99,7 +100,7 @@ def get_order(number: str, db: Database = Depends(database), who: Principal = De
 
 @router.get("/orders", summary="List orders (newest first)")
 def list_orders(limit: Limit = 50, offset: Offset = 0, channel: str | None = Query(None, max_length=64),
-                status: str | None = Query(None, max_length=24), customer_id: int | None = Query(None, ge=1),
+                status: str | None = Query(None, max_length=24), customer_id: int | None = Query(None, ge=1, le=MAX_ID),
                 placed_from: AwareDatetime | None = None, placed_to: AwareDatetime | None = None,
                 db: Database = Depends(database), who: Principal = Depends(allow("channel", "manager", "marketing"))):
     if who.role == "channel":

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
-from om_core.api.routers._common import ApiProblem, Limit, Offset, allow, database, ok, page
+from om_core.api.routers._common import Id, ApiProblem, Limit, Offset, allow, database, ok, page
 from om_core.config import get_settings
 from om_core.db import Database
 from om_core.models import Customer
@@ -36,7 +36,7 @@ def _items(table: pa.Table) -> list[dict[str, Any]]:
 
 
 @router.get("/recommendations/{customer_id}", summary="A consenting customer's recommended products, best first")
-def for_customer(customer_id: int, limit: Limit = 10, db: Database = Depends(database), _: Principal = Depends(MARKETING)):
+def for_customer(customer_id: Id, limit: Limit = 10, db: Database = Depends(database), _: Principal = Depends(MARKETING)):
     with db.read() as s:
         customer = customers.get_customer(s, customer_id)
         if not customer.marketing_consent:

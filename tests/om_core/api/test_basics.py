@@ -44,6 +44,9 @@ def test_unknown_field_wrong_type_negative_quantity_are_422_and_write_nothing(ap
     assert body["errors"][0]["field"] == "lines.0.quantity"
     body = problem_of(web.post("/v1/orders", json=web_order(("MUG", -2)), headers=headers), 422)
     assert body["errors"][0]["field"] == "lines.0.quantity" and "greater than 0" in body["errors"][0]["reason"]
+    problem_of(api.as_("manager").get("/v1/customers/99999999999"), 422)  # beyond any id the database can hold
+    big_customer = web_order(("MUG", 1), customer_id=99_999_999_999)
+    assert web.post("/v1/orders", json=big_customer, headers=headers).status_code in (404, 422)  # unknown (SQLite), out of range (PostgreSQL)
     body = problem_of(api.as_("manager").get("/v1/orders", params={"placed_from": "2026-13-45"}), 422)
     assert body["errors"][0]["field"] == "query.placed_from"
     assert row_counts(api.db) == before
