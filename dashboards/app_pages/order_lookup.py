@@ -63,8 +63,9 @@ with db.read() as s:
 
 st.subheader(f"Order {order.number}")
 L.tiles([L.Tile("Status", order.status.replace("_", " ")), L.Tile("Channel", channel), L.Tile("Total", L.money(order.total)),
-         L.Tile("Placed", f"{order.placed_at:%Y-%m-%d %H:%M}"), L.Tile("Delivery", order.delivery_method)])
-st.caption(f"Customer {order.customer_id or 'anonymous'} · {order.currency}" + (" · on hold" if order.hold else ""))
+         L.Tile("Placed", f"{order.placed_at:%Y-%m-%d}"), L.Tile("Delivery", order.delivery_method)], per_row=5)
+st.caption(f"Placed {order.placed_at:%Y-%m-%d %H:%M} UTC · customer {order.customer_id or 'anonymous'} · {order.currency}"
+           + (" · on hold" if order.hold else ""))
 L.table(pd.DataFrame([{"line": l.line_no, "sku": l.sku, "name": l.name, "ordered": l.quantity, "cancelled": l.quantity_cancelled,
                        "fulfilled": l.quantity_fulfilled, "delivered": l.quantity_delivered, "returned": l.quantity_returned,
                        "backordered": l.quantity_backordered, "line_total": float(l.line_total)} for l in lines]),

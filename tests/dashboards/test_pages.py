@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from dashboards import layout as L
 from tests.dashboards.conftest import metric, open_page, table_with, texts
-from tests.dashboards.warehouse import AS_OF, FIRST_DAY
+from tests.dashboards.warehouse import AS_OF, COMMENT, FIRST_DAY
 
 START = AS_OF - timedelta(days=27)  # the default range: the last 28 days
 PAGES = ["overview", "fulfilment", "inventory", "returns", "forecasts", "reorder", "recommendations", "segments", "order_lookup"]
@@ -111,9 +111,12 @@ def test_returns_and_feedback(app, frames):
     assert metric(at, "Refunds") == L.money(cats["refund_amount"].sum())
     weeks = days(frames["kpi_feedback"][frames["kpi_feedback"]["grain"] == "week"], "period_start", START, AS_OF)
     assert metric(at, "CSAT") == L.pct(weeks["satisfied"].sum() / weeks["responses"].sum())
+    assert table_with(at, "comment")["comment"].tolist() == [COMMENT]  # the test order's feedback, from the database
     at.multiselect(key="f_categories").set_value(["apparel"]).run()
     apparel = cats[cats["key"] == "apparel"].iloc[0]
     assert metric(at, "Return rate") == L.pct(apparel["returned_units"] / apparel["units_fulfilled"])
+    at.multiselect(key="f_channels").set_value(["app"]).run()  # the commented order came in on the web
+    assert "No comments in this period." in texts(at)
 
 
 # --- Merchandiser --------------------------------------------------------------------------------------
@@ -215,6 +218,8 @@ def test_order_lookup_by_number_and_customer(app, home):
     assert metric(at, "Total") == L.money(order.total)
     timeline = table_with(at, "what")
     assert sorted(timeline.loc[timeline["source"] == "order", "what"]) == sorted(kinds)
+    assert {"shipment", "tracking"} <= set(timeline["source"])  # shipped, then the carrier's delivered scan
+    assert "delivered" in timeline.loc[timeline["source"] == "tracking", "what"].tolist()
 
     at.text_input(key="ol_query").set_value(str(order.customer_id)).run()
     assert home.order in table_with(at, "placed_at")["order"].tolist()

@@ -228,19 +228,36 @@ def write(home: Path, frames: dict[str, pd.DataFrame], *, skip: tuple[str, ...] 
     return warehouse
 
 
+COMMENT = "Quick delivery, lovely mug."
+
+
 def store_database(home: Path, template: Path) -> str:
-    """The test store (tests/om_core/store.py) with one web order for Ada, in home/storeom.db."""
+    """The test store (tests/om_core/store.py) with one web order for Ada, shipped, delivered and rated with a
+    comment within the warehouse's last week, in home/storeom.db. Returns the order number."""
+    from datetime import UTC
+
+    from om_core.clock import frozen_at
     from om_core.db import Database
-    from om_core.services import orders
+    from om_core.services import fulfilment, orders
+    from om_core.services.feedback import record_feedback
     from tests.om_core.store import build_store, web_order
 
     path = home / "storeom.db"
     shutil.copy(template, path)
     db = Database(f"sqlite:///{path}")
+    placed = datetime(AS_OF.year, AS_OF.month, AS_OF.day, 10, tzinfo=UTC) - timedelta(days=4)
     try:
         build_store(db)
-        with db.transaction() as s:
+        with frozen_at(placed), db.transaction() as s:
             number = orders.place_order(s, web_order(("MUG", 2)), actor="test").number
+            [shipment] = [sh.number for sh in fulfilment.create_shipments(s, number)]
+        with frozen_at(placed + timedelta(hours=5)), db.transaction() as s:
+            tracking = fulfilment.dispatch_shipment(s, shipment).tracking_number
+        with frozen_at(placed + timedelta(days=2)), db.transaction() as s:
+            fulfilment.record_tracking_event(s, {"tracking_number": tracking, "kind": "delivered", "carrier_event_id": "d-1",
+                                                 "at": placed + timedelta(days=2)})
+        with frozen_at(placed + timedelta(days=3)), db.transaction() as s:
+            record_feedback(s, number, {"rating": 5, "would_recommend": 10, "comment": COMMENT}, actor="web")
     finally:
         db.dispose()
     return number
