@@ -160,3 +160,26 @@ def test_subscription_refusals(api: Api):
     problem_of(api.as_("manager").post("/v1/webhooks", json={"url": "https://erp.example.com", "event_types": ["order.placed"]}), 403)
     problem_of(admin.delete("/v1/webhooks/999"), 404)
     assert admin.get("/v1/webhooks").json()["items"] == []
+
+
+def test_every_order_event_type_through_an_order_life(api: Api, receiver: Receiver):
+    subscribe(api, receiver.url, "order.placed", "order.modified", "order.cancelled", "order.shipped", "order.delivered",
+              "return.received", "refund.issued")
+    web, mgr = api.as_("web"), api.as_("manager")
+    number = web.post("/v1/orders", json=web_order(("MUG", 2)), headers={"Idempotency-Key": "life"}).json()["number"]
+    assert web.patch(f"/v1/orders/{number}", json={"set_quantities": {"1": 1}}).status_code == 200
+    [shipment] = mgr.post(f"/v1/orders/{number}/shipments").json()["items"]
+    mgr.post(f"/v1/shipments/{shipment['number']}/pack", json={})
+    mgr.post(f"/v1/shipments/{shipment['number']}/ship", json={})
+    mgr.post(f"/v1/shipments/{shipment['number']}/deliver")
+    rma = web.post(f"/v1/orders/{number}/returns", json={"reason_code": "damaged", "lines": [{"line_no": 1, "quantity": 1}]}).json()["number"]
+    mgr.post(f"/v1/returns/{rma}/receive", json={"location": "WH-EAST"})
+    mgr.post(f"/v1/returns/{rma}/refund", json={})
+    other = web.post("/v1/orders", json=web_order(("MUG", 1)), headers={"Idempotency-Key": "life-2"}).json()["number"]
+    web.post(f"/v1/orders/{other}/cancel", json={"reason": "test"})
+    assert deliver(api.db).delivered == 8
+    events = receiver.events()
+    assert [e["type"] for e in events] == ["order.placed", "order.modified", "order.shipped", "order.delivered", "return.received",
+                                           "refund.issued", "order.placed", "order.cancelled"]
+    assert {e["data"]["order_number"] for e in events[:6]} == {number} and events[5]["data"]["return_number"] == rma
+    assert len({e["id"] for e in events}) == 8
