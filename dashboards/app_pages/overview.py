@@ -33,8 +33,12 @@ if now.empty:
 
 left, right = st.columns([2, 1])
 with left:
-    L.chart(px.area(now, x="day", y="revenue", color="channel", title="Revenue per day by channel",
-                    labels={"day": "", "revenue": "Revenue"}))
+    fig = px.area(now, x="day", y="revenue", color="channel", title="Revenue per day by channel (dotted: previous period, total)",
+                  labels={"day": "", "revenue": "Revenue"})
+    earlier = before.groupby("day", as_index=False)["revenue"].sum()
+    fig.add_scatter(x=earlier["day"] + pd.Timedelta(days=f.days), y=earlier["revenue"], name="previous period",
+                    line=dict(color="#444", dash="dot"), hovertext=earlier["day"].dt.strftime("%Y-%m-%d"))
+    L.chart(fig)
 with right:
     mix = now.groupby("channel", as_index=False)["revenue"].sum()
     L.chart(px.pie(mix, names="channel", values="revenue", hole=0.5, title="Channel mix (revenue)"))
