@@ -27,10 +27,15 @@ from om_core.services.apikeys import ROLES
 @click.option("--log-level", default="info", show_default=True, type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(host: str, port: int, workers: int, log_level: str) -> None:
     """Serve the HTTP API (OpenAPI at /openapi.json, interactive docs at /docs)."""
-    import uvicorn
+    import copy
 
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    log_config = copy.deepcopy(LOGGING_CONFIG)  # plus StoreOM's own (redacted) access log on stderr
+    log_config["loggers"]["storeom"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
     uvicorn.run("om_core.api:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
-                access_log=False, server_header=False)
+                log_config=log_config, access_log=False, server_header=False)
 
 
 @click.group("apikey")

@@ -64,3 +64,47 @@ def test_webhooks_add_list_remove_deliver(tmp_path: Path):
 def test_serve_help():
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0 and "--workers" in result.output and "127.0.0.1" in result.output
+
+
+def test_serve_answers_over_http_and_logs_redacted(tmp_path: Path):
+    """`storeom serve` in a subprocess on loopback: health without a key, 401 without one elsewhere, and the
+    access log on stderr carries the key's prefix but never the key or a customer's email."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    _, url = runner(tmp_path)
+    db = Database(url)
+    with db.transaction() as s:
+        from om_core.services.apikeys import create_api_key
+
+        key = create_api_key(s, {"role": "manager"})[1]
+    db.dispose()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "STOREOM_HOME": str(tmp_path), "STOREOM_DATABASE_URL": url}
+    server = subprocess.Popen([sys.executable, "-m", "om_core.cli", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("storeom serve did not answer")
+        assert httpx.get(f"{base}/v1/channels").status_code == 401
+        r = httpx.get(f"{base}/v1/customers", params={"email": "ada@example.com"}, headers={"X-API-Key": key})
+        assert r.status_code == 200 and r.json()["items"] == []
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=20)
+    assert f"GET /v1/customers?email=a***%40example.com 200 key={key.split('_')[1]}" in stderr
+    assert key not in stderr and "ada@example.com" not in stderr and "ada%40example.com" not in stderr
