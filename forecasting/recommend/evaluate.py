@@ -18,7 +18,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from forecasting.recommend.model import HALF_LIFE_DAYS, NEIGHBOURS, SHRINK, fit, purchases
+from forecasting.recommend.model import ALPHA, HALF_LIFE_DAYS, NEIGHBOURS, SHRINK, fit, purchases
 from forecasting.recommend.recommend import Rules, recommend
 from forecasting.recommend.replenish import replenishment
 
@@ -91,12 +91,12 @@ def popularity_lists(model, customer_ids: np.ndarray, k: int = K, exclude_bought
 
 def evaluate(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, test_days: int = TEST_DAYS, k: int = K,
              half_life_days: float = HALF_LIFE_DAYS, neighbours: int = NEIGHBOURS, shrink: float = SHRINK,
-             rules: Rules | None = None, consumables: set[str] | None = None) -> tuple[pd.DataFrame, dict]:
+             alpha: float = ALPHA, rules: Rules | None = None, consumables: set[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """The evaluation table (model x scenario) and the fitted training model's details (for tests/logs).
     Only `lines` on or before the cut-off reach the model; test purchases are only compared against."""
     train, test, cutoff = time_split(lines, as_of, test_days)
     rules = replace(rules or Rules(), n=k)
-    model = fit(train, cutoff, half_life_days=half_life_days, k=neighbours, shrink=shrink)
+    model = fit(train, cutoff, half_life_days=half_life_days, k=neighbours, shrink=shrink, alpha=alpha)
     known = set(model.customers.tolist())
     test = test[test["customer_id"].isin(known)]
     customers = np.unique(test["customer_id"].to_numpy())

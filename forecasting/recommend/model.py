@@ -19,6 +19,7 @@ HALF_LIFE_DAYS = 120.0
 NEIGHBOURS = 50
 SHRINK = 5.0
 ITEM_BLOCK = 1024
+ALPHA = 1.0
 
 
 @dataclass
@@ -74,7 +75,7 @@ def history_matrix(lines: pd.DataFrame, as_of: date | pd.Timestamp, half_life_da
 
 
 def top_k_neighbours(bought: sp.csr_matrix, k: int = NEIGHBOURS, shrink: float = SHRINK,
-                     block: int = ITEM_BLOCK) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+                     block: int = ITEM_BLOCK, alpha: float = 0.5) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Cosine similarity of SKU columns of a 0/1 customers x SKUs matrix with shrinkage,
     co / (sqrt(n_i n_j) + shrink), keeping the k best neighbours per SKU. Returns (similarity, co-buyers)."""
     b = bought.astype("float32").tocsc()
@@ -88,7 +89,7 @@ def top_k_neighbours(bought: sp.csr_matrix, k: int = NEIGHBOURS, shrink: float =
         r, c, v = co.row.astype("int64") + start, co.col.astype("int64"), co.data
         off = r != c
         r, c, v = r[off], c[off], v[off]
-        sim = v / (np.sqrt(counts[r] * counts[c]) + shrink)
+        sim = v / (np.power(counts[r], alpha) * np.power(counts[c], 1.0 - alpha) + shrink)
         order = np.lexsort((-sim, r))
         r, c, v, sim = r[order], c[order], v[order], sim[order]
         first = np.r_[0, np.flatnonzero(np.diff(r)) + 1] if len(r) else np.zeros(0, dtype="int64")
@@ -110,12 +111,12 @@ def top_k_neighbours(bought: sp.csr_matrix, k: int = NEIGHBOURS, shrink: float =
 
 
 def fit(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, half_life_days: float = HALF_LIFE_DAYS, k: int = NEIGHBOURS,
-        shrink: float = SHRINK, skus: np.ndarray | None = None) -> ItemItemModel:
+        shrink: float = SHRINK, alpha: float = ALPHA, skus: np.ndarray | None = None) -> ItemItemModel:
     """Fit on every purchase up to the end of `as_of` (nothing later is read)."""
     customers, sku_ids, history = history_matrix(lines, as_of, half_life_days, skus)
     bought = history.copy()
     bought.data[:] = 1.0
-    similarity, co_buyers = top_k_neighbours(bought, k=k, shrink=shrink)
+    similarity, co_buyers = top_k_neighbours(bought, k=k, shrink=shrink, alpha=alpha)
     p = purchases(lines, as_of)
     age = (pd.Timestamp(as_of).normalize() - p["order_date"]).dt.days.to_numpy(dtype="float64")
     weights = p["units"].to_numpy(dtype="float64") * np.power(0.5, age / half_life_days)

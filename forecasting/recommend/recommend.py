@@ -56,10 +56,10 @@ class Rules:
     repurchase_weight: float = 1.0
     new_item_days: int = 28
     """SKUs first sold less than this many days ago (or never) are 'new': they enter through the customer's category."""
-    new_item_weight: float = 0.3
+    new_item_weight: float = 0.1
     affinity_weight: float = 0.0
     """Weight of category affinity x popularity in the customer's segment/channel (a bestseller of a category the customer buys)."""
-    similarity_weight: float = 0.1
+    similarity_weight: float = 0.3
     popularity_weight: float = 1.0
     category_prior: float = 0.1
     """Weight of the store's category mix in a customer's category preference (their own mix weighs 1)."""
@@ -161,6 +161,7 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     ch_by_row[hist_row[warm_all]] = channels[warm_all]
     pop_keys, pop = group_popularity(model, seg_by_row, ch_by_row, rules.smoothing)
     pop_group = np.array([pop_keys.get((s, c), pop_keys.get((s, ANY_CHANNEL), 0)) for s, c in zip(segments, channels)])
+    pop_group[warm_all] = 0  # with a history of their own, the store-wide bestsellers; segment/channel groups are for cold starts
     pop_level = np.array([2 if (s, c) in pop_keys else (1 if (s, ANY_CHANNEL) in pop_keys else 0) for s, c in zip(segments, channels)])
 
     elig_keys, elig = eligible_matrix(skus, catalog, availability)

@@ -134,9 +134,10 @@ def test_a_new_sku_enters_through_its_category() -> None:
                         {"sku": "T1", "name": "Tea", "category": "tea", "active": True},
                         {"sku": "A2", "name": "New Roast", "category": "coffee", "active": True}])
     model = fit(lines, AS_OF, skus=np.array(["A1", "A2", "T1"]))
-    recs = recommend(model, pd.DataFrame({"customer_id": [1]}), catalog=cat, rules=Rules(popularity_weight=0.01))
-    first = recs.iloc[0]
-    assert first.sku == "A2" and first.reason == "new in coffee, a category you buy"
+    recs = recommend(model, pd.DataFrame({"customer_id": [1, 3]}), catalog=cat).set_index(["customer_id", "sku"])
+    assert recs.loc[(1, "A2"), "reason"] == "new in coffee, a category you buy"  # never sold, found through coffee
+    assert recs.loc[(1, "A2"), "score"] > recs.loc[(3, "A2"), "score"]  # not through tea
+    assert recs.loc[(3, "A2"), "reason"] != "new in coffee, a category you buy"
 
 
 def test_replenishment_is_due_around_the_interval_not_the_day_after() -> None:

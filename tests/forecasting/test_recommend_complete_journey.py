@@ -1,0 +1,44 @@
+"""The model against popularity on the Complete Journey sample (84.51): households as customers, products as
+SKUs, baskets as orders, the product category as category; time split 28 days before the last day.
+
+Measured when written (docs/recommendations.md): with repurchases allowed the model's recall@10 is ~0.052
+against popularity's ~0.041; on items new to the household both are ~0.032 (the sample holds ~30 lines per
+household over the year: little co-purchase signal beyond the bestsellers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecasting.recommend import evaluate
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "complete_journey"
+
+
+@pytest.fixture(scope="module")
+def cj_lines() -> pd.DataFrame:
+    transactions = DATA / "transactions_sample.csv.gz"
+    if not transactions.exists():
+        pytest.skip(f"Complete Journey sample not found at {transactions}")
+    t = pd.read_csv(transactions)
+    products = pd.read_csv(DATA / "products.csv.gz", usecols=["product_id", "product_category"])
+    category = products.set_index("product_id")["product_category"]
+    return pd.DataFrame({
+        "customer_id": t["household_id"].astype("int64"), "sku": t["product_id"].astype(str), "order_id": t["basket_id"],
+        "units": t["quantity"].clip(lower=0), "order_date": pd.to_datetime(t["transaction_timestamp"]).dt.normalize(),
+        "category": t["product_id"].map(category).fillna("UNKNOWN").astype(str), "discount_total": t["retail_disc"].abs(),
+    })
+
+
+def test_model_beats_popularity_with_repurchases_on_complete_journey(cj_lines: pd.DataFrame) -> None:
+    table, info = evaluate(cj_lines, cj_lines["order_date"].max())
+    print("\n" + table.drop(columns=["cutoff"]).to_string(index=False))
+    recall = table.set_index(["model", "scenario"])["recall_at_10"]
+    assert table["customers"].min() > 1000
+    assert recall[("model", "with_repurchase")] > 1.1 * recall[("popularity", "with_repurchase")]
+    assert recall[("model", "new_items")] > 0.8 * recall[("popularity", "new_items")]  # on a par, not worse
+    coverage = table.set_index(["model", "scenario"])["coverage"]
+    assert coverage[("model", "new_items")] > 10 * coverage[("popularity", "new_items")]
+    assert info["train_max_date"] <= info["cutoff"]
