@@ -96,6 +96,9 @@ def change(cur: float, prev: float, *, points: bool = False) -> str | None:
 
 
 def tiles(items: Sequence[Tile], per_row: int = 4) -> None:
+    """KPI tiles in balanced rows of at most `per_row`."""
+    rows = math.ceil(len(items) / per_row) if items else 0
+    per_row = math.ceil(len(items) / rows) if rows else per_row
     for start in range(0, len(items), per_row):
         row = items[start:start + per_row]
         for col, t in zip(st.columns(per_row), row, strict=False):
