@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 
 from om_core.api.problems import ApiProblem
@@ -27,6 +28,10 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
+
+    def cached(self, key: str) -> Principal | None:
+        entry = self._entries.get(hash_key(key))
+        return entry[0] if entry is not None and entry[1] > time.monotonic() else None
 
     def get(self, db: Database, key: str) -> Principal | None:
         digest = hash_key(key)
@@ -87,13 +92,14 @@ def _presented_key(request: Request, header_key: str | None) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def authenticated(request: Request, header_key: str | None = Depends(_key_header)) -> Principal:
+async def authenticated(request: Request, header_key: str | None = Depends(_key_header)) -> Principal:
+    """Async so a cached key costs no thread hop; a key not in the cache is looked up in a worker thread."""
     key = _presented_key(request, header_key)
     if not key:
         raise ApiProblem(401, "unauthorized", "An API key is required (header X-API-Key or Authorization: Bearer)",
                          headers={"WWW-Authenticate": "Bearer"})
     state = request.app.state
-    principal = state.keys.get(state.db, key)
+    principal = state.keys.cached(key) or await run_in_threadpool(state.keys.get, state.db, key)
     if principal is None:
         raise ApiProblem(401, "unauthorized", "Unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})
     wait = state.limiter.take(principal.key_id)
@@ -108,7 +114,7 @@ def allow(*roles: str) -> Callable[..., Principal]:
     """A dependency that lets through only `roles` (and admin)."""
     allowed = frozenset(roles) | {"admin"}
 
-    def dependency(principal: Principal = Depends(authenticated)) -> Principal:
+    async def dependency(principal: Principal = Depends(authenticated)) -> Principal:
         if principal.role not in allowed:
             raise ApiProblem(403, "forbidden", f"The {principal.role} role may not do this")
         return principal
@@ -117,7 +123,7 @@ def allow(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-def database(request: Request) -> Database:
+async def database(request: Request) -> Database:
     return request.app.state.db
 
 
