@@ -21,9 +21,11 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
-from om_core.db import read_rows, write_rows
-from om_core.errors import StoreOMError, UnknownCustomer, UnknownProduct, ValidationError
+from om_core.db import on_rollback, read_rows, write_rows
+from om_core.errors import AlreadyExists, PaymentDeclined, StockError, StoreOMError, UnknownCustomer, UnknownLocation, UnknownProduct, ValidationError
 from om_core.models import (
+    Address,
+    Customer,
     Location,
     Order,
     OrderLine,
@@ -37,13 +39,16 @@ from om_core.models import (
     Stock,
     StockMovement,
     TrackingEvent,
+    Transfer,
 )
-from om_core.services import idempotency, notifications, payments
+from om_core.money import to_money
+from om_core.services import idempotency, inventory, notifications, payments
 from om_core.services.catalog import _PRODUCTS_BY_SKU
-from om_core.services.customers import AddressIn, customers_with_addresses
+from om_core.services.customers import AddressIn, CustomerIn, customers_with_addresses
 from om_core.services.events import record_events
 from om_core.services.fulfilment import CARRIERS
-from om_core.services.orders import Lookups, OrderIn, _record_orders, build_draft, status_from
+from om_core.services.inventory import ReceiptIn, TransferIn
+from om_core.services.orders import Lookups, OrderIn, _new_number, _record_orders, build_draft, status_from
 from om_core.services.promotions import _ACTIVE, normalize_codes, select_promotions
 from om_core.services.taxes import TaxTable
 from om_core.validation import parse
@@ -163,7 +168,12 @@ class BatchLookups(Lookups):
 
 def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None = None, notify: bool = False) -> list[BulkResult]:
     """Place many orders in the caller's transaction. Each result is the order number or the error
-    that request got (a short order writes nothing for itself; the others still go through)."""
+    that request got, as if the requests were placed one by one with `orders.place_order` in that
+    order: a request that is short, invalid or whose card is declined writes nothing for itself (its
+    stock and promotion use stay free for the requests after it); the others still go through.
+
+    The payment of each order is authorized right after its draft, before anything is written; a
+    till sale is handed over, and its payment captured, at its own `placed_at`."""
     results: list[BulkResult] = [BulkResult(None) for _ in batch]
     parsed: list[tuple[int, OrderIn]] = []
     for i, item in enumerate(batch):
@@ -176,7 +186,10 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
             results[i].error = exc
     times = [item.placed_at for item in batch]
     look = BatchLookups(session, [r for _, r in parsed], window=(min(times), max(times)) if times else None)
-    entries, placed_index, digests = [], [], {}
+    entries, placed_index, digests, numbers = [], [], {}, []
+    authorized: dict[int, tuple[Decimal, Any]] = {}  # entry index -> (amount, gateway result)
+    holds: list[tuple[Any, str, Decimal, str]] = []
+    on_rollback(session, lambda: [gw.void(ref, amount, why) for gw, ref, amount, why in holds])  # type: ignore[func-returns-value]
     for i, req in parsed:
         item = batch[i]
         try:
@@ -191,22 +204,33 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
             if draft.total > 0 and req.payment_token is None:
                 raise ValidationError("A payment token is required for an order with a total above zero",
                                       errors=[{"field": "payment_token", "reason": "required"}])
+            number = _new_number()
+            if req.payment_token is not None:
+                gw = payments.get_gateway(req.gateway)
+                amount = to_money(draft.total)
+                if amount > 0:
+                    result = gw.authorize(req.payment_token, amount, draft.channel.currency, f"{number}:auth:0")
+                    if not result.approved:
+                        raise PaymentDeclined(f"Payment declined: {result.message}", order=number, amount=str(amount))
+                    holds.append((gw, result.reference, amount, f"{number}:compensate"))
+                    authorized[len(entries)] = (amount, result)
         except StoreOMError as exc:
             results[i].error = exc
             continue
         look.take(draft, req.customer_id)
         entries.append((req, draft, item.placed_at))
         placed_index.append(i)
+        numbers.append(number)
     if not entries:
         return results
-    placed = _record_orders(session, entries, actor=actor, event="order_placed", adopt=False)
-    payments.authorize_new(session, [(o, e[0].payment_token, e[0].gateway) for o, e in zip(placed, entries) if e[0].payment_token], actor=actor)
-    carry_out = [o for o, e in zip(placed, entries) if e[0].delivery == "carry_out"]
-    if carry_out:  # till sales: handed over, i.e. fulfilled and delivered, at once
-        ids = [o.id for o in carry_out]
-        _hand_over_all(session, ids, at=None, actor=actor)
+    placed = _record_orders(session, entries, actor=actor, event="order_placed", adopt=False, numbers=numbers)
+    _record_payments(session, placed, entries, authorized, actor=actor)
+    carry_out = {o.id: e[2] for o, e in zip(placed, entries) if e[0].delivery == "carry_out"}
+    if carry_out:  # till sales: handed over, i.e. fulfilled and delivered, when they were rung up
+        ids = list(carry_out)
+        _hand_over_all(session, ids, at=carry_out, actor=actor)
         session.execute(update(OrderLine).where(OrderLine.order_id.in_(ids)).values(quantity_delivered=OrderLine.quantity_fulfilled))
-        _refresh_statuses(session, ids, utcnow())
+        _refresh_statuses(session, ids, carry_out)
     for i, order in zip(placed_index, placed):
         results[i].number = order.number
         if i in digests:
@@ -220,6 +244,31 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
     return results
 
 
+def _record_payments(session: Session, placed: list[Order], entries: list[tuple[OrderIn, Any, datetime]],
+                     authorized: dict[int, tuple[Decimal, Any]], *, actor: str | None) -> None:
+    """What `payments.authorize_new` writes, for authorizations already given: a payment per order
+    with a token, an 'authorize' transaction and event per approved hold, each at its order's time."""
+    with_token = [(k, o, e) for k, (o, e) in enumerate(zip(placed, entries)) if e[0].payment_token]
+    if not with_token:
+        return
+    rows = write_rows(session, payments._INSERT_PAYMENT, [
+        dict(order_id=o.id, gateway=e[0].gateway, token=e[0].payment_token, currency=o.currency, created_at=e[2]) for _, o, e in with_token
+    ])
+    payment_ids = {order_id: payment_id for payment_id, order_id in rows}
+    approved = [(o, e[2], *authorized[k]) for k, o, e in with_token if k in authorized]
+    if not approved:
+        return
+    write_rows(session, payments._INSERT_TRANSACTION, [
+        dict(payment_id=payment_ids[o.id], kind="authorize", amount=amount, status="succeeded", gateway_reference=r.reference,
+             parent_reference=None, message=None, idempotency_key=None, at=at)
+        for o, at, amount, r in approved
+    ])
+    record_events(session, [
+        dict(order_id=o.id, kind="payment_authorized", actor=actor, channel=None, data={"amount": str(amount)}, at=at)
+        for o, at, amount, _ in approved
+    ])
+
+
 # --- handing goods over: reservations become sales, payments are captured -------------------------
 
 _ACTIVE_RESERVATIONS = (
@@ -228,8 +277,11 @@ _ACTIVE_RESERVATIONS = (
     .where(OrderLine.order_id.in_(bindparam("order_ids", expanding=True)), Reservation.status == "active")
 )
 _FULFIL_RESERVATIONS = (
-    update(Reservation.__table__).where(Reservation.id.in_(bindparam("ids", expanding=True)))
-    .values(status="fulfilled", closed_at=bindparam("now"))
+    update(Reservation.__table__).where(Reservation.id == bindparam("rid")).values(status="fulfilled", closed_at=bindparam("now"))
+)
+_START_FULFILMENT = (
+    update(Order.__table__).where(Order.id == bindparam("oid"), Order.fulfilment_started_at.is_(None))
+    .values(fulfilment_started_at=bindparam("now"))
 )
 _TAKE_OFF_SHELF = update(Stock.__table__).where(Stock.id == bindparam("sid")).values(on_hand=Stock.on_hand - bindparam("units"))
 _INSERT_MOVEMENTS = insert(StockMovement.__table__)
@@ -260,20 +312,28 @@ _LINE_TOTALS = (
 _SET_STATUS = update(Order.__table__).where(Order.id == bindparam("oid")).values(status=bindparam("status"), updated_at=bindparam("now"))
 
 
-def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | None, actor: str | None,
+def _when(at: datetime | dict[int, datetime] | None, order_id: int) -> datetime:
+    """The moment for one order: the same for all (`at`, or now) or each order's own."""
+    if isinstance(at, dict):
+        return at[order_id]
+    return at or utcnow()
+
+
+def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | dict[int, datetime] | None, actor: str | None,
                    location_filter: dict[int, set[int]] | None = None) -> dict[int, dict[int, int]]:
     """Every active reservation of these orders (optionally only at given locations per order) becomes
     a sale: reservation rows fulfilled, 'sale' ledger rows, on hand down, lines fulfilled; then the
-    open authorizations are captured. Returns {order_id: {line_id: units}} handed over."""
-    now = at or utcnow()
+    open authorizations are captured. `at`: one moment for all, or each order's own ({order id: at}).
+    Returns {order_id: {line_id: units}} handed over."""
     rows = read_rows(session, _ACTIVE_RESERVATIONS, {"order_ids": order_ids})
     stock_location = dict(session.execute(select(Stock.id, Stock.location_id).where(Stock.id.in_({r.stock_id for r in rows}))).all()) if rows else {}
     if location_filter is not None:
         rows = [r for r in rows if stock_location[r.stock_id] in location_filter.get(r.order_id, set())]
     if not rows:
         return {}
-    order_numbers = dict(session.execute(select(Order.id, Order.number).where(Order.id.in_({r.order_id for r in rows}))).all())
-    write_rows(session, _FULFIL_RESERVATIONS, {"ids": [r.id for r in rows], "now": now})
+    when = {oid: _when(at, oid) for oid in {r.order_id for r in rows}}
+    order_numbers = dict(session.execute(select(Order.id, Order.number).where(Order.id.in_(list(when)))).all())
+    write_rows(session, _FULFIL_RESERVATIONS, [{"rid": r.id, "now": when[r.order_id]} for r in rows])
     per_stock: dict[int, int] = defaultdict(int)
     per_line: dict[int, int] = defaultdict(int)
     handed: dict[int, dict[int, int]] = defaultdict(dict)
@@ -284,16 +344,16 @@ def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | Non
     write_rows(session, _TAKE_OFF_SHELF, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items())])
     write_rows(session, _INSERT_MOVEMENTS, [
         {"stock_id": r.stock_id, "kind": "sale", "quantity": -r.quantity, "reserved_change": -r.quantity, "reason": None,
-         "reference": f"order:{order_numbers[r.order_id]}", "actor": actor, "at": now} for r in rows
+         "reference": f"order:{order_numbers[r.order_id]}", "actor": actor, "at": when[r.order_id]} for r in rows
     ])
     write_rows(session, _LINE_FULFILLED, [{"lid": lid, "units": q} for lid, q in per_line.items()])
-    session.execute(update(Order).where(Order.id.in_(list(handed)), Order.fulfilment_started_at.is_(None)).values(fulfilment_started_at=now))
-    _capture_open(session, list(handed), at=now, actor=actor)
-    _refresh_statuses(session, list(handed), now)
+    write_rows(session, _START_FULFILMENT, [{"oid": oid, "now": when[oid]} for oid in handed])
+    _capture_open(session, list(handed), at=when, actor=actor)
+    _refresh_statuses(session, list(handed), when)
     return handed
 
 
-def _capture_open(session: Session, order_ids: list[int], *, at: datetime, actor: str | None) -> None:
+def _capture_open(session: Session, order_ids: list[int], *, at: datetime | dict[int, datetime], actor: str | None) -> None:
     """Capture what is still authorized on these orders (their goods have all been handed over)."""
     by_payment: dict[int, dict[str, Any]] = {}
     for r in read_rows(session, _OPEN_AUTHORIZATIONS, {"order_ids": order_ids}):
@@ -307,23 +367,26 @@ def _capture_open(session: Session, order_ids: list[int], *, at: datetime, actor
     txs, events = [], []
     for payment_id, p in by_payment.items():
         gw = payments.get_gateway(p["gateway"])
+        moment = _when(at, p["order_id"])
         for ref, amount in p["auth"]:
             left = amount - p["used"][ref]
             if left <= 0:
                 continue
             result = gw.capture(ref, left, f"{p['number']}:capture:{ref}")
             txs.append(dict(payment_id=payment_id, kind="capture", amount=left, status="succeeded" if result.approved else "declined",
-                            gateway_reference=result.reference, parent_reference=ref, message=result.message or None, idempotency_key=None, at=at))
+                            gateway_reference=result.reference, parent_reference=ref, message=result.message or None, idempotency_key=None,
+                            at=moment))
             events.append(dict(order_id=p["order_id"], kind="payment_captured" if result.approved else "payment_capture_declined",
-                               actor=actor, channel=None, data={"amount": str(left)}, at=at))
+                               actor=actor, channel=None, data={"amount": str(left)}, at=moment))
     if txs:
         write_rows(session, _INSERT_TRANSACTIONS, txs)
         record_events(session, events)
 
 
-def _refresh_statuses(session: Session, order_ids: list[int], now: datetime) -> None:
+def _refresh_statuses(session: Session, order_ids: list[int], now: datetime | dict[int, datetime]) -> None:
     updates = [
-        {"oid": oid, "status": status_from(active=int(a), fulfilled=int(f), delivered=int(d), returned=int(r), backordered=int(b), hold=h), "now": now}
+        {"oid": oid, "status": status_from(active=int(a), fulfilled=int(f), delivered=int(d), returned=int(r), backordered=int(b), hold=h),
+         "now": _when(now, oid)}
         for oid, a, f, d, r, b, h in read_rows(session, _LINE_TOTALS, {"order_ids": order_ids})
     ]
     if updates:
@@ -446,4 +509,168 @@ def deliver_shipments(session: Session, deliveries: dict[str, datetime], *, acto
     ])
 
 
-__all__ = ["BatchLookups", "BulkOrder", "BulkResult", "deliver_shipments", "place_orders", "ship_orders"]
+# --- customers and stock in batches ---------------------------------------------------------------
+
+_CHUNK = 5000  # values per IN (...) list
+_EMAILS_TAKEN = select(Customer.email).where(Customer.email.in_(bindparam("keys", expanding=True)))
+_REFS_TAKEN = select(Customer.external_ref).where(Customer.external_ref.in_(bindparam("keys", expanding=True)))
+_INSERT_CUSTOMERS = insert(Customer.__table__).returning(Customer.id, sort_by_parameter_order=True)
+_INSERT_ADDRESSES = insert(Address.__table__)
+_LOCATIONS_BY_CODE = select(Location.id, Location.code).where(Location.code.in_(bindparam("codes", expanding=True)))
+_ADD_ON_HAND = update(Stock.__table__).where(Stock.id == bindparam("sid")).values(on_hand=Stock.on_hand + bindparam("units"))
+_INSERT_TRANSFERS = insert(Transfer.__table__).returning(Transfer.id, sort_by_parameter_order=True)
+
+
+def _parse_all(model: type[Any], items: list[Any], what: str) -> list[Any]:
+    """Every item parsed, or one ValidationError naming each bad field by the item's position."""
+    parsed, errors = [], []
+    for i, item in enumerate(items):
+        try:
+            parsed.append(parse(model, item))
+        except ValidationError as exc:
+            errors += [{"field": f"{i}.{e['field']}", "reason": e["reason"]} for e in exc.errors]
+    if errors:
+        raise ValidationError(f"Invalid {what}: " + "; ".join(f"{e['field']}: {e['reason']}" for e in errors), errors=errors)
+    return parsed
+
+
+def _select_in(session: Session, stmt: Any, name: str, keys: list[Any]) -> list[Any]:
+    return [row for i in range(0, len(keys), _CHUNK) for row in read_rows(session, stmt, {name: keys[i:i + _CHUNK]})]
+
+
+def create_customers(session: Session, items: list[CustomerIn | dict[str, Any]]) -> list[int]:
+    """`customers.create_customer` for many at once: the same validation and uniqueness of email and
+    external reference (against the database and within the batch), each with its default address.
+    Returns the new ids in the order of `items`; one bad or duplicate item refuses the whole batch."""
+    data = _parse_all(CustomerIn, items, "customers")
+    for field in ("email", "external_ref"):
+        seen: set[str] = set()
+        for d in data:
+            value = getattr(d, field)
+            if value and value in seen:
+                raise AlreadyExists(f"The batch has customer {field} {value} twice", **{field: value})
+            if value:
+                seen.add(value)
+        taken = _select_in(session, _EMAILS_TAKEN if field == "email" else _REFS_TAKEN, "keys", sorted(seen))
+        if taken:
+            value = sorted(r[0] for r in taken)[0]
+            what = f"email {value}" if field == "email" else value
+            raise AlreadyExists(f"A customer with {what} already exists" if field == "email" else f"Customer {value} already exists",
+                                **{field: value})
+    if not data:
+        return []
+    now = utcnow()
+    ids = [r[0] for r in write_rows(session, _INSERT_CUSTOMERS, [
+        {**d.model_dump(exclude={"address"}), "marketing_consent_at": now if d.marketing_consent else None, "created_at": now}
+        for d in data
+    ])]
+    addresses = [{**d.address.model_dump(), "customer_id": cid, "is_default": True} for cid, d in zip(ids, data) if d.address]
+    if addresses:
+        write_rows(session, _INSERT_ADDRESSES, addresses)
+    return ids
+
+
+def _products_and_locations(session: Session, skus: set[str], codes: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    products = {p.sku: p for p in _select_in(session, _PRODUCTS_BY_SKU, "skus", sorted(skus))}
+    missing = sorted(skus - products.keys())
+    if missing:
+        raise UnknownProduct(f"Unknown SKU(s): {', '.join(missing)}", skus=missing)
+    locations = {l.code: l for l in read_rows(session, _LOCATIONS_BY_CODE, {"codes": sorted(codes)})}
+    unknown = sorted(codes - locations.keys())
+    if unknown:
+        raise UnknownLocation(f"Unknown location(s): {', '.join(unknown)}", locations=unknown)
+    return products, locations
+
+
+def _stock_rows(session: Session, pairs: set[tuple[int, int]], *, create: bool) -> dict[tuple[int, int], Any]:
+    """The stock rows of these (product, location) pairs, locked in id order; with `create`, the
+    missing ones are created empty first (a row created concurrently is simply used)."""
+    products, locations = {p for p, _ in pairs}, {l for _, l in pairs}
+    rows = {(r.product_id, r.location_id): r for r in inventory.stock_rows(session, products, locations, lock=True)}
+    missing = sorted(pairs - rows.keys())
+    if create and missing:
+        dialect = session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        write_rows(session, upsert(Stock.__table__).on_conflict_do_nothing(index_elements=["product_id", "location_id"]),
+                   [{"product_id": p, "location_id": l, "on_hand": 0} for p, l in missing])
+        new_products, new_locations = {p for p, _ in missing}, {l for _, l in missing}
+        for r in inventory.stock_rows(session, new_products, new_locations, lock=True):
+            rows.setdefault((r.product_id, r.location_id), r)
+    return {key: row for key, row in rows.items() if key in pairs}
+
+
+def receive_stock(session: Session, items: list[ReceiptIn | dict[str, Any]], *, actor: str | None = None) -> list[int]:
+    """`inventory.receive_stock` for many receipts (opening balances, deliveries): one 'receipt' ledger
+    row each and on hand up, in a few statements. Returns the stock row id of each receipt; one bad
+    item (unknown SKU or location, bad quantity) refuses the whole batch."""
+    data = _parse_all(ReceiptIn, items, "receipts")
+    if not data:
+        return []
+    products, locations = _products_and_locations(session, {d.sku for d in data}, {d.location for d in data})
+    keys = [(products[d.sku].id, locations[d.location].id) for d in data]
+    stocks = _stock_rows(session, set(keys), create=True)
+    now = utcnow()
+    per_stock: dict[int, int] = defaultdict(int)
+    for key, d in zip(keys, data):
+        per_stock[stocks[key].id] += d.quantity
+    write_rows(session, _ADD_ON_HAND, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items())])
+    write_rows(session, _INSERT_MOVEMENTS, [
+        {"stock_id": stocks[key].id, "kind": "receipt", "quantity": d.quantity, "reserved_change": 0, "reason": None,
+         "reference": d.reference, "actor": actor, "at": now} for key, d in zip(keys, data)
+    ])
+    return [stocks[key].id for key in keys]
+
+
+def transfer_stock(session: Session, items: list[TransferIn | dict[str, Any]], *, actor: str | None = None) -> list[int]:
+    """`inventory.transfer_stock` for many: each moves available units (on hand less reserved, counting
+    the batch's earlier transfers) between two locations, with a transfer record and its
+    'transfer_out'/'transfer_in' ledger rows. Returns the transfer ids; one item that cannot be done
+    refuses the whole batch, and nothing is written."""
+    data = _parse_all(TransferIn, items, "transfers")
+    same = [i for i, d in enumerate(data) if d.from_location == d.to_location]
+    if same:
+        raise ValidationError("A transfer needs two different locations",
+                              errors=[{"field": f"{i}.to_location", "reason": "same as from_location"} for i in same])
+    if not data:
+        return []
+    products, locations = _products_and_locations(session, {d.sku for d in data}, {d.from_location for d in data} | {d.to_location for d in data})
+    sources = [(products[d.sku].id, locations[d.from_location].id) for d in data]
+    targets = [(products[d.sku].id, locations[d.to_location].id) for d in data]
+    stocks = _stock_rows(session, set(sources) | set(targets), create=False)
+    reserved = inventory.reserved_by_stock(session, [stocks[k].id for k in set(sources) if k in stocks])
+    left = {key: max(row.on_hand - reserved.get(row.id, 0), 0) for key, row in stocks.items()}
+    for i, (source, target, d) in enumerate(zip(sources, targets, data)):
+        available = left.get(source, 0)
+        if d.quantity > available:
+            raise StockError(f"Only {available} of {d.sku} available at {d.from_location} to transfer",
+                             available=available, requested=d.quantity, item=i)
+        left[source] = available - d.quantity
+        left[target] = left.get(target, 0) + d.quantity
+    new_targets = {t for t in targets if t not in stocks}
+    if new_targets:
+        stocks.update(_stock_rows(session, new_targets, create=True))
+    now = utcnow()
+    ids = [r[0] for r in write_rows(session, _INSERT_TRANSFERS, [
+        {"product_id": products[d.sku].id, "from_location_id": locations[d.from_location].id, "to_location_id": locations[d.to_location].id,
+         "quantity": d.quantity, "reason": d.reason, "actor": actor, "at": now} for d in data
+    ])]
+    per_stock: dict[int, int] = defaultdict(int)
+    movements = []
+    for tid, source, target, d in zip(ids, sources, targets, data):
+        ref = f"transfer:{tid}"
+        for key, kind, q in ((source, "transfer_out", -d.quantity), (target, "transfer_in", d.quantity)):
+            per_stock[stocks[key].id] += q
+            movements.append({"stock_id": stocks[key].id, "kind": kind, "quantity": q, "reserved_change": 0, "reason": d.reason,
+                              "reference": ref, "actor": actor, "at": now})
+    write_rows(session, _ADD_ON_HAND, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items()) if q])
+    write_rows(session, _INSERT_MOVEMENTS, movements)
+    return ids
+
+
+__all__ = [
+    "BatchLookups", "BulkOrder", "BulkResult", "create_customers", "deliver_shipments", "place_orders", "receive_stock", "ship_orders",
+    "transfer_stock",
+]

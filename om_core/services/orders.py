@@ -582,15 +582,16 @@ def _event_count(session: Session, order: Order) -> int:
 
 def _record_orders(
     session: Session, entries: list[tuple[OrderIn, Draft, datetime]], *, actor: str | None, event: str, adopt: bool = True,
-    **event_data: Any,
+    numbers: list[str] | None = None, **event_data: Any,
 ) -> list[Order]:
     """Write priced, allocated drafts as new orders with their lines, reservations and first event, in
     a handful of multi-row statements whatever the number of orders. With `adopt`, the new orders are
-    attached to the session as persistent objects (a unit-of-work flush would cost more than the insert)."""
+    attached to the session as persistent objects (a unit-of-work flush would cost more than the insert).
+    `numbers`: the order numbers when the caller drew them already (e.g. to authorize payment first)."""
     orders = []
-    for req, draft, placed_at in entries:
+    for k, (req, draft, placed_at) in enumerate(entries):
         order = Order(
-            number=_new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
+            number=numbers[k] if numbers is not None else _new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
             status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False,
             currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
             ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
@@ -669,20 +670,31 @@ def place_order(
         return get_order(session, remembered["order_number"])
     if req.payment_token is not None:
         payments.check_token(req.payment_token)
-    draft = build_draft(session, req, lock=True)
-    if draft.total > 0 and req.payment_token is None:
-        raise ValidationError("A payment token is required for an order with a total above zero", errors=[{"field": "payment_token", "reason": "required"}])
-    [order] = _record_orders(session, [(req, draft, utcnow())], actor=actor, event="order_placed")
-    if req.payment_token is not None:
-        payments.authorize_new(session, [(order, req.payment_token, req.gateway)], actor=actor)
-    if req.delivery == "carry_out":
-        hand_over_at_till(session, order, actor=actor)
-        if order.total > 0:
-            payments.capture(session, order.number, actor=actor)
-    notifications.notify_order(session, order, "order_confirmed", customer=draft.customer,
-                               lines=[{"sku": d.product.sku, "name": d.product.name, "quantity": d.line.quantity} for d in draft.lines])
-    idempotency.remember(session, "order.place", idempotency_key, digest, {"order_number": order.number})
-    session.flush()
+    known = set(session.identity_map.keys())
+    try:
+        draft = build_draft(session, req, lock=True)
+        if draft.total > 0 and req.payment_token is None:
+            raise ValidationError("A payment token is required for an order with a total above zero", errors=[{"field": "payment_token", "reason": "required"}])
+        [order] = _record_orders(session, [(req, draft, utcnow())], actor=actor, event="order_placed")
+        if req.payment_token is not None:
+            payments.authorize_new(session, [(order, req.payment_token, req.gateway)], actor=actor)
+        if req.delivery == "carry_out":
+            hand_over_at_till(session, order, actor=actor)
+            if order.total > 0:
+                payments.capture(session, order.number, actor=actor)
+        notifications.notify_order(session, order, "order_confirmed", customer=draft.customer,
+                                   lines=[{"sku": d.product.sku, "name": d.product.name, "quantity": d.line.quantity} for d in draft.lines])
+        idempotency.remember(session, "order.place", idempotency_key, digest, {"order_number": order.number})
+        session.flush()
+    except BaseException:
+        # What this placement brought into the session (the adopted order, its lines, payment...) was
+        # written in the transaction that is now failing: a savepoint's rollback would leave them
+        # behind, stale, with ids the next order may get again.
+        for key in [k for k in session.identity_map.keys() if k not in known]:
+            obj = session.identity_map.get(key)
+            if obj is not None:
+                session.expunge(obj)
+        raise
     return order
 
 

@@ -132,10 +132,11 @@ def receive_purchase_order(
         raise ValidationError(f"Cannot receive purchase order {number}: " + "; ".join(e["field"] + " " + e["reason"] for e in errors), errors=errors)
     product_ids = {by_sku[item.sku].product_id for item in wanted}
     # lock every stock row of these SKUs first, in id order: backorders may draw on any location
-    lock_stock(session, product_ids, session.scalars(select(Location.id)).all())
+    locked = {s.product_id: s for s in lock_stock(session, product_ids, session.scalars(select(Location.id)).all())
+              if s.location_id == po.location_id}
     for item in wanted:
         line = by_sku[item.sku]
-        stock = get_or_create_stock(session, line.product_id, po.location_id)
+        stock = locked.get(line.product_id) or get_or_create_stock(session, line.product_id, po.location_id)
         record_movement(session, stock, "receipt", quantity=item.quantity, reference=f"po:{po.number}", actor=actor)
         line.quantity_received += item.quantity
     done = all(l.quantity_received >= l.quantity_ordered for l in po.lines)

@@ -164,21 +164,9 @@ class Recorder:
             return []
         if self.bulk is None:
             return [self._place_one(session, request, at) for request, at in batch]
-        # A declined card fails the whole bulk call (payments.authorize_new raises), so the simulated
-        # declines (test-gateway tokens) go through the per-order service, each under a savepoint.
-        out: list[tuple[str | None, StoreOMError | None]] = [(None, None)] * len(batch)
-        bulk_idx = [i for i, (req, _) in enumerate(batch) if not str(req.get("payment_token", "")).startswith("tok_decline")]
-        if bulk_idx:
-            with frozen_at(batch[bulk_idx[-1]][1]):
-                results = self.bulk.place_orders(
-                    session, [self.bulk.BulkOrder(request=batch[i][0], placed_at=batch[i][1]) for i in bulk_idx], actor=ACTOR, notify=False
-                )
-            for i, r in zip(bulk_idx, results):
-                out[i] = (r.number, r.error)
-        for i, (request, at) in enumerate(batch):
-            if str(request.get("payment_token", "")).startswith("tok_decline"):
-                out[i] = self._place_one(session, request, at)
-        return out
+        with frozen_at(batch[-1][1]):
+            results = self.bulk.place_orders(session, [self.bulk.BulkOrder(request=req, placed_at=at) for req, at in batch], actor=ACTOR, notify=False)
+        return [(r.number, r.error) for r in results]
 
     @staticmethod
     def _place_one(session: Session, request: dict[str, Any], at: datetime) -> tuple[str | None, StoreOMError | None]:
@@ -186,11 +174,6 @@ class Recorder:
             with frozen_at(at), session.begin_nested():
                 return orders.place_order(session, request, actor=ACTOR).number, None
         except StoreOMError as exc:
-            # The order row adopted into the session survives the savepoint's rollback and its id will
-            # be used again: forget the session's orders (the simulator keeps no ORM objects around).
-            for obj in list(session.identity_map.values()):
-                if isinstance(obj, (Order, OrderLine)):
-                    session.expunge(obj)
             return None, exc
 
     def ship(self, session: Session, numbers: list[str], at: datetime, *, pickups: set[str] = frozenset()) -> dict[str, list[str]]:  # type: ignore[assignment]

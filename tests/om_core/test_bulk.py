@@ -5,12 +5,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import func, select
 
-from om_core.errors import InsufficientStock, UnknownProduct, ValidationError
-from om_core.models import Order, Payment, Shipment
-from om_core.services import bulk, inventory, orders, payments
-from tests.om_core.helpers import available, row_counts
+from om_core.clock import frozen_at
+from om_core.errors import (
+    AlreadyExists,
+    InsufficientStock,
+    PaymentDeclined,
+    StockError,
+    StoreOMError,
+    UnknownLocation,
+    UnknownProduct,
+    ValidationError,
+)
+from om_core.models import Order, OrderEvent, OrderLine, Payment, Shipment, StockMovement
+from om_core.services import bulk, customers, inventory, orders, payments
+from tests.om_core.helpers import available, fields, refused, row_counts
 from tests.om_core.store import web_order
 
 NOW = datetime(2030, 3, 4, 12, 0, tzinfo=UTC)
@@ -103,3 +114,189 @@ def test_batched_orders_can_confirm_by_email(store):
     with store.read() as s:
         kinds = [m.kind for m in s.scalars(select(OutboxMessage))]
     assert all(r.number for r in results) and kinds == ["order_confirmed"] * 3
+
+
+# --- a declined card, till sales at their own time, a failed placement in a savepoint -------------------
+
+
+class _Undo(Exception):
+    """Rolls a transaction back on purpose."""
+
+
+def _outcome(s, numbers_or_errors):
+    """What each request got, without the random order numbers: the error code, or the order's total,
+    status, allocation and authorized amount."""
+    out = []
+    for number, error in numbers_or_errors:
+        if number is None:
+            out.append(("refused", error.code))
+            continue
+        order = orders.get_order(s, number)
+        pay = s.scalar(select(Payment).where(Payment.order_id == order.id))
+        allocation = sorted((l.sku, r.quantity, r.status) for l in order.lines for r in l.reservations)
+        out.append(("placed", str(order.total), order.status, allocation, str(payments.balance(pay).authorized)))
+    return out
+
+
+def test_a_declined_card_fails_alone_as_if_placed_one_by_one(store):
+    # TEE-L has 3 units: the declined order's unit stays free for the order after it
+    requests = [web_order(("TEE-L", 2)), web_order(("TEE-L", 1), payment_token="tok_decline_1"), web_order(("TEE-L", 1)),
+                web_order(("TEE-L", 1)), web_order(("MUG", 1), payment_token="tok_decline_2")]
+    before = row_counts(store)
+    with pytest.raises(_Undo), store.transaction() as s:  # one by one, each in a savepoint, then rolled back
+        single = []
+        for r in requests:
+            try:
+                with s.begin_nested():
+                    single.append((orders.place_order(s, r).number, None))
+            except StoreOMError as exc:
+                single.append((None, exc))
+        expected = _outcome(s, single)
+        raise _Undo
+    assert row_counts(store) == before
+    with store.transaction() as s:
+        results = bulk.place_orders(s, [bulk.BulkOrder(r, NOW) for r in requests])
+        got = _outcome(s, [(r.number, r.error) for r in results])
+    assert got == expected
+    assert [g[0] for g in got] == ["placed", "refused", "placed", "refused", "refused"]
+    assert isinstance(results[1].error, PaymentDeclined) and results[3].error.code == "insufficient_stock"
+    with store.read() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 2
+        assert s.scalar(select(func.count()).select_from(Payment)) == 2
+        assert inventory.verify_ledger(s) == []
+
+
+def test_a_declined_batch_writes_nothing(store):
+    before = row_counts(store)
+    with store.transaction() as s:
+        results = bulk.place_orders(s, [bulk.BulkOrder(web_order(("MUG", 1), payment_token=f"tok_decline_{i}"), NOW) for i in range(3)])
+    assert all(isinstance(r.error, PaymentDeclined) and r.number is None for r in results)
+    assert row_counts(store) == before
+
+
+def test_till_sales_are_handed_over_when_they_were_rung_up(store):
+    till = {"channel": "pos-nyc", "delivery": "carry_out", "location": "ST-NYC", "lines": [{"sku": "BEANS", "quantity": 1}],
+            "payment_token": "tok_till"}
+    times = [NOW - timedelta(hours=5), NOW - timedelta(hours=2)]
+    with store.transaction() as s, frozen_at(NOW):  # the batch runs later than the sales happened
+        results = bulk.place_orders(s, [bulk.BulkOrder(dict(till), at) for at in times])
+    with store.read() as s:
+        for result, at in zip(results, times, strict=True):
+            order = orders.get_order(s, result.number)
+            assert order.status == "delivered" and order.fulfilment_started_at == at and order.updated_at == at
+            sale = s.scalar(select(StockMovement).where(StockMovement.reference == f"order:{order.number}", StockMovement.kind == "sale"))
+            assert sale.at == at
+            assert {r.closed_at for l in order.lines for r in l.reservations} == {at}
+            pay = s.scalar(select(Payment).where(Payment.order_id == order.id))
+            assert pay.created_at == at
+            assert [(t.kind, t.at) for t in pay.transactions] == [("authorize", at), ("capture", at)]
+            assert payments.balance(pay).captured == order.total
+            kinds = {e.kind: e.at for e in s.scalars(select(OrderEvent).where(OrderEvent.order_id == order.id))}
+            assert kinds["payment_authorized"] == kinds["payment_captured"] == at
+
+
+def test_a_failed_placement_in_a_savepoint_leaves_nothing_in_the_session(store):
+    with store.transaction() as s:
+        with pytest.raises(PaymentDeclined) as declined, s.begin_nested():
+            orders.place_order(s, web_order(("MUG", 1), payment_token="tok_decline_card"))
+        # the caller keeps the error (and with it the failed call's frames) while it carries on
+        assert not [o for o in s.identity_map.values() if isinstance(o, (Order, OrderLine, Payment))]
+        order = orders.place_order(s, web_order(("MUG", 2)))  # may get the same ids again
+        number = order.number
+        assert declined.value.code == "payment_declined"
+    with store.read() as s:
+        placed = orders.get_order(s, number)
+        assert [(l.sku, l.quantity) for l in placed.lines] == [("MUG", 2)]
+        assert s.scalar(select(func.count()).select_from(Order)) == 1
+
+
+# --- customers, receipts and transfers in batches -------------------------------------------------------
+
+
+def _customer(i, **extra):
+    return {"email": f"c{i}@example.com", "first_name": f"C{i}", "phone": "+1 212 555 0199", "segment": "regular",
+            "marketing_consent": i % 2 == 0,
+            "address": {"line1": f"{i} Main St", "city": "Boston", "region": "ma", "postal_code": "02110", "country": "us"}, **extra}
+
+
+def test_create_customers_in_a_batch_like_one_by_one(store):
+    with store.transaction() as s, frozen_at(NOW):
+        ids = bulk.create_customers(s, [_customer(1), _customer(2), {"external_ref": "LOYAL-7"}])
+        single = customers.create_customer(s, _customer(3))
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    with store.read() as s:
+        made = [customers.customer_with_address(s, cid) for cid in [*ids, single.id]]
+    (c1, a1), (c2, _), (ref, no_address), (c3, a3) = made
+    assert (c1.email, c1.phone, c1.segment, c1.marketing_consent, c1.marketing_consent_at, c1.created_at) == (
+        "c1@example.com", "+12125550199", "regular", False, None, NOW)
+    assert c2.marketing_consent and c2.marketing_consent_at == NOW
+    assert a1.model_dump() == a3.model_dump() | {"line1": "1 Main St"} and a1.region == "MA" and a1.country == "US"
+    assert ref.external_ref == "LOYAL-7" and no_address is None
+
+
+@pytest.mark.parametrize("items, error, field", [
+    ([_customer(1), _customer(2, email="not an email")], ValidationError, "1.email"),
+    ([_customer(1), _customer(2, address={"line1": "x", "city": "y", "postal_code": "ABC", "country": "US"})], ValidationError, "1.address"),
+    ([_customer(1), _customer(1)], AlreadyExists, None),
+    ([_customer(5), {"email": "ADA@example.com"}], AlreadyExists, None),
+    ([{"external_ref": "R1"}, {"external_ref": "R1"}], AlreadyExists, None),
+])
+def test_a_bad_customer_refuses_the_batch(store, items, error, field):
+    err = refused(store, error, lambda s: bulk.create_customers(s, items))
+    if field is not None:
+        assert any(f.startswith(field) for f in fields(err))
+
+
+def test_receive_stock_in_a_batch(store):
+    with store.transaction() as s, frozen_at(NOW):
+        ids = bulk.receive_stock(s, [{"sku": "MUG", "location": "WH-EAST", "quantity": 5, "reference": "PO 1"},
+                                     {"sku": "MUG", "location": "WH-EAST", "quantity": 2},
+                                     {"sku": "TEE-S", "location": "ST-SF", "quantity": 7}], actor="clerk")
+    assert ids[0] == ids[1] != ids[2]
+    assert available(store, "MUG", "WH-EAST") == 107 and available(store, "TEE-S", "ST-SF") == 7
+    with store.read() as s:
+        moves = s.scalars(select(StockMovement).where(StockMovement.stock_id.in_(ids)).order_by(StockMovement.id.desc()).limit(3)).all()
+        assert [(m.kind, m.quantity, m.reference, m.actor, m.at) for m in reversed(moves)] == [
+            ("receipt", 5, "PO 1", "clerk", NOW), ("receipt", 2, None, "clerk", NOW), ("receipt", 7, None, "clerk", NOW)]
+        assert inventory.verify_ledger(s) == []
+
+
+@pytest.mark.parametrize("item, error", [
+    ({"sku": "NOPE", "location": "WH-EAST", "quantity": 1}, UnknownProduct),
+    ({"sku": "MUG", "location": "NOWHERE", "quantity": 1}, UnknownLocation),
+    ({"sku": "MUG", "location": "WH-EAST", "quantity": 0}, ValidationError),
+])
+def test_a_bad_receipt_refuses_the_batch(store, item, error):
+    refused(store, error, lambda s: bulk.receive_stock(s, [{"sku": "MUG", "location": "WH-EAST", "quantity": 1}, item]))
+
+
+def test_transfer_stock_in_a_batch_counts_what_earlier_items_moved(store):
+    orders_placed = place(store, [web_order(("TEE-M", 4))])  # reserves TEE-M at WH-EAST
+    assert orders_placed[0].number
+    items = [{"sku": "MUG", "from_location": "WH-EAST", "to_location": "ST-SF", "quantity": 10, "reason": "truck"},
+             {"sku": "MUG", "from_location": "ST-SF", "to_location": "ST-NYC", "quantity": 4},  # only there thanks to the first
+             {"sku": "TEE-M", "from_location": "WH-EAST", "to_location": "ST-NYC", "quantity": 1}]
+    with store.transaction() as s, frozen_at(NOW):
+        ids = bulk.transfer_stock(s, items, actor="planner")
+    assert len(set(ids)) == 3
+    assert (available(store, "MUG", "WH-EAST"), available(store, "MUG", "ST-SF"), available(store, "MUG", "ST-NYC")) == (90, 6, 8)
+    assert available(store, "TEE-M", "WH-EAST") == 0 and available(store, "TEE-M", "ST-NYC") == 1
+    with store.read() as s:
+        refs = s.execute(select(StockMovement.kind, StockMovement.quantity, StockMovement.reference, StockMovement.at)
+                         .where(StockMovement.reference.in_([f"transfer:{i}" for i in ids])).order_by(StockMovement.id)).all()
+        assert [(k, q) for k, q, _, _ in refs] == [("transfer_out", -10), ("transfer_in", 10), ("transfer_out", -4), ("transfer_in", 4),
+                                                   ("transfer_out", -1), ("transfer_in", 1)]
+        assert {r for _, _, r, _ in refs} == {f"transfer:{i}" for i in ids} and {a for *_, a in refs} == {NOW}
+        assert inventory.verify_ledger(s) == []
+
+
+@pytest.mark.parametrize("item, error", [
+    ({"sku": "TEE-M", "from_location": "WH-EAST", "to_location": "ST-NYC", "quantity": 2}, StockError),  # 1 left after the reservation
+    ({"sku": "MUG", "from_location": "ST-SF", "to_location": "ST-NYC", "quantity": 1}, StockError),  # nothing there
+    ({"sku": "MUG", "from_location": "WH-EAST", "to_location": "WH-EAST", "quantity": 1}, ValidationError),
+    ({"sku": "MUG", "from_location": "WH-EAST", "to_location": "NOWHERE", "quantity": 1}, UnknownLocation),
+])
+def test_a_transfer_that_cannot_be_done_refuses_the_batch(store, item, error):
+    place(store, [web_order(("TEE-M", 4))])
+    first = {"sku": "MUG", "from_location": "WH-EAST", "to_location": "ST-NYC", "quantity": 1}
+    refused(store, error, lambda s: bulk.transfer_stock(s, [first, item]))
