@@ -25,7 +25,7 @@ history_col, recs_col = st.columns(2)
 with history_col:
     st.caption("Purchase history (latest first)")
     history = data.query("stg_order_lines", "SELECT CAST(order_date AS DATE) AS day, order_id, sku, category, units, revenue "
-                         "FROM {src} WHERE customer_id = ? AND placed_at IS NOT NULL ORDER BY order_date DESC, order_id DESC LIMIT 50",
+                         "FROM {src} WHERE customer_id = ? ORDER BY order_date DESC, order_id DESC LIMIT 50",
                          [customer])
     if history is None:
         L.empty("order lines", "stg_order_lines")
