@@ -84,10 +84,19 @@ def require_channel(principal: Principal, code: str | None) -> None:
         raise forbid(f"This key sells on channel {principal.channel} only, not {code}")
 
 
+PAYMENT_EVENT_KEYS = frozenset({"captured", "authorized", "voided", "refunded", "gateway", "gateway_reference"})
+
+
 def strip_payment(principal: Principal, view: dict[str, Any]) -> dict[str, Any]:
-    if principal.role not in PAYMENT_ROLES:
-        view = {k: v for k, v in view.items() if k != "payment"}
-        view["events"] = [e for e in view.get("events", []) if not e["kind"].startswith("payment_")]
+    """An order without its payment block, payment events, and payment amounts in other events' data."""
+    if principal.role in PAYMENT_ROLES:
+        return view
+    view = {k: v for k, v in view.items() if k != "payment"}
+    view["events"] = [
+        {**e, "data": {k: v for k, v in (e.get("data") or {}).items()
+                       if k not in PAYMENT_EVENT_KEYS and not (k == "amount" and e["kind"].startswith("refund"))}}
+        for e in view.get("events", []) if not e["kind"].startswith("payment_")
+    ]
     return view
 
 

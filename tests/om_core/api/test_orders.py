@@ -77,6 +77,17 @@ def test_payment_data_is_not_for_marketing(api: Api):
     assert "token" not in pay and "tok_visa" not in str(pay)
 
 
+def test_no_payment_amounts_in_the_timeline_for_marketing(api: Api):
+    number = place(api)["number"]
+    [shipment] = api.as_("manager").post(f"/v1/orders/{number}/shipments").json()["items"]
+    api.as_("manager").post(f"/v1/shipments/{shipment['number']}/ship", json={})
+    full = api.as_("manager").get(f"/v1/orders/{number}").json()
+    assert any("captured" in e["data"] for e in full["events"])
+    view = api.as_("marketing").get(f"/v1/orders/{number}").json()
+    assert "shipment_dispatched" in [e["kind"] for e in view["events"]]
+    assert not any("captured" in e["data"] for e in view["events"]) and "captured" not in str(view)
+
+
 def test_store_ops_reads_orders_routed_to_its_locations(api: Api):
     number = place(api)["number"]  # allocated at WH-EAST
     view = api.as_("east").get(f"/v1/orders/{number}").json()
