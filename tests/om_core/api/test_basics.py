@@ -123,3 +123,25 @@ def test_settings_from_env(monkeypatch):
     settings = ApiSettings.from_env()
     assert (settings.rate_per_second, settings.max_body_bytes) == (7.0, 1234)
     assert NO_LIMITS.rate_per_second == 0
+
+
+def test_admin_creates_lists_and_revokes_keys(api: Api):
+    admin = api.as_("admin")
+    r = admin.post("/v1/api-keys", json={"role": "store_ops", "locations": ["ST-SF"], "name": "SF store"})
+    assert r.status_code == 201
+    created = r.json()
+    assert created["key"].startswith(f"som_{created['prefix']}_") and created["locations"] == ["ST-SF"]
+    listed = admin.get("/v1/api-keys").json()["items"]
+    assert created["prefix"] in [k["prefix"] for k in listed]
+    assert created["key"] not in str(listed) and "key_hash" not in str(listed)
+    sf = api.anon.get("/v1/availability/KETTLE", params={"location": "ST-SF"}, headers={"X-API-Key": created["key"]})
+    assert sf.json()["available"] == 6
+    before = table_row_counts(api.db)
+    problem_of(admin.post("/v1/api-keys", json={"role": "channel"}), 422, "validation_error")
+    problem_of(admin.post("/v1/api-keys", json={"role": "manager", "channel": "web"}), 422)
+    problem_of(admin.post("/v1/api-keys", json={"role": "channel", "channel": "nope"}), 404, "unknown_channel")
+    problem_of(admin.post("/v1/api-keys", json={"role": "owner"}), 422)
+    problem_of(admin.delete("/v1/api-keys/nope"), 404, "unknown_api_key")
+    assert table_row_counts(api.db) == before
+    assert admin.delete(f"/v1/api-keys/{created['prefix']}").json()["revoked_at"]
+    problem_of(api.anon.get("/v1/products", headers={"X-API-Key": created["key"]}), 401)

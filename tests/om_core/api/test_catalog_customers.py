@@ -60,6 +60,7 @@ def test_locations_and_channels(api: Api):
     assert {c["code"] for c in mgr.get("/v1/channels").json()["items"]} == {"web", "app", "pos-nyc", "market"}
     # a channel key sees its own channel only
     assert [c["code"] for c in api.as_("web").get("/v1/channels").json()["items"]] == ["web"]
+    assert [l["code"] for l in api.as_("web").get("/v1/channels/web").json()["locations"]] == ["WH-EAST", "WH-WEST", "ST-NYC", "DS-DROP"]
     problem_of(api.as_("web").get("/v1/channels/app"), 404, "unknown_channel")
     problem_of(api.as_("merchandiser").post("/v1/locations", json={"code": "X", "name": "X", "kind": "warehouse"}), 403)
 
