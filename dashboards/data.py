@@ -147,3 +147,20 @@ def database():  # type: ignore[no-untyped-def]
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
     return _database(url)
+
+
+@st.cache_data(ttl=timedelta(minutes=1), show_spinner=False)
+def _consenting(url: str) -> frozenset[int]:
+    from sqlalchemy import select
+
+    from om_core.models import Customer
+
+    with _database(url).read() as s:
+        return frozenset(s.scalars(select(Customer.id).where(Customer.marketing_consent.is_(True))))
+
+
+def consenting_customers() -> frozenset[int] | None:
+    """Customers who opted in to marketing, as the core says now (a withdrawal counts at once, whatever the
+    warehouse's last run saw); None without a database -- then nothing may be exported."""
+    db = database()
+    return None if db is None else _consenting(get_settings().database_url)

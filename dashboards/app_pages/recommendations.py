@@ -75,15 +75,18 @@ with right:
         L.chart(px.bar(seg, x="segment", y="customers", labels={"segment": ""}))
 
 st.subheader("Recommendation feed")
-FEED = """SELECT r.customer_id, r.rank, r.sku, r.kind, r.score, r.reason FROM {src} r
-          JOIN {stg_customers} c USING (customer_id) WHERE c.marketing_consent ORDER BY r.customer_id, r.rank"""
-counts = data.query("recommendations", "SELECT COUNT(*) AS rows, COUNT(DISTINCT r.customer_id) AS customers "
-                    "FROM {src} r JOIN {stg_customers} c USING (customer_id) WHERE c.marketing_consent", also=["stg_customers"])
-if counts is None:
-    L.empty("customer consents", "stg_customers")
+consent = data.consenting_customers()
+if consent is None:
+    st.info("No store database here — marketing consent comes from the core, so there is no feed to download.")
 else:
-    st.caption(f"Only customers who opted in to marketing: {int(counts['customers'].iloc[0]):,} customers, "
-               f"{int(counts['rows'].iloc[0]):,} rows.")
+    per_customer = data.query("recommendations", "SELECT customer_id, COUNT(*) AS n FROM {src} GROUP BY 1")
+    opted = per_customer[per_customer["customer_id"].isin(consent)]
+    st.caption(f"Only customers who opted in to marketing (as the store database says now): {len(opted):,} customers, "
+               f"{int(opted['n'].sum()):,} rows.")
+
+    def feed() -> str:
+        recs = data.load("recommendations", ["customer_id", "sku", "rank", "score", "reason", "kind"])
+        return recs[recs["customer_id"].isin(consent)].sort_values(["customer_id", "rank"]).to_csv(index=False)
+
     st.download_button("Download the consent-filtered feed (CSV)", file_name="recommendations_feed.csv", mime="text/csv",
-                       data=lambda: data.query("recommendations", FEED, also=["stg_customers"]).to_csv(index=False),
-                       key="rc_feed", icon=":material/download:")
+                       data=feed, key="rc_feed", icon=":material/download:")

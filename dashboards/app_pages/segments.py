@@ -71,20 +71,22 @@ if promos.empty:
     st.stop()
 promotion = st.selectbox("Promotion", promos["promotion_id"].tolist(), key="of_promotion",
                          format_func=lambda p: f"{names.get(p, 'Promotion')} (#{p})")
-consent = data.has("stg_customers")
+segmented = data.has("customer_segments")
 targets = data.query("offer_targets", f"""
-    SELECT t.customer_id, t.score, t.expected_uplift{', s.segment' if data.has('customer_segments') else ''}
-    FROM {{src}} t {'LEFT JOIN {customer_segments} s USING (customer_id)' if data.has('customer_segments') else ''}
-    {'JOIN {stg_customers} c USING (customer_id) WHERE c.marketing_consent AND' if consent else 'WHERE'} t.promotion_id = ?
-    ORDER BY t.score DESC""", [promotion],
-    also=[a for a, on in (("customer_segments", data.has("customer_segments")), ("stg_customers", consent)) if on])
+    SELECT t.customer_id, t.score, t.expected_uplift{', s.segment' if segmented else ''}
+    FROM {{src}} t {'LEFT JOIN {customer_segments} s USING (customer_id)' if segmented else ''}
+    WHERE t.promotion_id = ? ORDER BY t.score DESC""", [promotion], also=["customer_segments"] if segmented else [])
+consent = data.consenting_customers()
+reachable = targets[targets["customer_id"].isin(consent)] if consent is not None else targets.iloc[0:0]
 row = promos[promos["promotion_id"] == promotion].iloc[0]
 L.tiles([L.Tile("Targeted customers", L.num(row["customers"])),
-         L.Tile("Reachable (opted in)", L.num(len(targets)) if consent else "–"),
+         L.Tile("Reachable (opted in)", L.num(len(reachable)) if consent is not None else "–"),
          L.Tile("Expected uplift", L.num(row["uplift"], 1))])
-L.table(targets.head(200), column_config={"score": st.column_config.NumberColumn(format="%.3f"),
-                                          "expected_uplift": st.column_config.NumberColumn(format="%.3f")})
-st.download_button("Download the target list (CSV)", data=lambda: targets.to_csv(index=False), key="of_download",
-                   file_name=f"offer_{promotion}_targets.csv", mime="text/csv", icon=":material/download:")
-if consent:
-    st.caption("The list holds only customers who opted in to marketing.")
+L.table(reachable.head(200), column_config={"score": st.column_config.NumberColumn(format="%.3f"),
+                                            "expected_uplift": st.column_config.NumberColumn(format="%.3f")})
+if consent is None:
+    st.info("No store database here — marketing consent comes from the core, so there is no list to download.")
+else:
+    st.download_button("Download the target list (CSV)", data=lambda: reachable.to_csv(index=False), key="of_download",
+                       file_name=f"offer_{promotion}_targets.csv", mime="text/csv", icon=":material/download:")
+    st.caption("The list holds only customers who opted in to marketing (as the store database says now).")

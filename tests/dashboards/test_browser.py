@@ -18,6 +18,7 @@ import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dashboards import layout as L
@@ -125,6 +126,10 @@ def test_every_page_in_chromium(server, artifacts, frames):  # type: ignore[no-u
                     page.get_by_text(figure, exact=False).first.wait_for(timeout=10_000)
                 assert page.locator('[data-testid="stException"]').count() == 0, f"error box on /{path}"
                 page.screenshot(path=str(artifacts / f"{path or 'overview'}.png"), full_page=True)
+                if path == "recommendations":
+                    with page.expect_download() as download:
+                        page.get_by_role("button", name="Download the consent-filtered feed (CSV)").click()
+                    feed = pd.read_csv(download.value.path())
 
             page.get_by_label("Order number, customer id or customer email").fill(order)
             page.keyboard.press("Enter")
@@ -158,3 +163,6 @@ def test_every_page_in_chromium(server, artifacts, frames):  # type: ignore[no-u
     finally:
         db.dispose()
     assert len(list(artifacts.glob("*.png"))) == len(pages) + 2
+    recs = frames["recommendations"]
+    opted_in = recs[recs["customer_id"] == 1]  # Ada (customer 1) opted in to marketing in the test store, Bob did not
+    assert feed[["customer_id", "sku", "rank"]].values.tolist() == opted_in.sort_values("rank")[["customer_id", "sku", "rank"]].values.tolist()

@@ -164,7 +164,20 @@ def test_reorder_suggestions_and_filters(app, frames):
 # --- Marketing -----------------------------------------------------------------------------------------
 
 
-def test_recommendations_customer_related_and_feed(app, frames):
+def _opted_in(path) -> set[int]:  # type: ignore[no-untyped-def]
+    """Marketing consent as the core database has it (the feed and offer lists go by it)."""
+    from om_core.db import Database
+    from om_core.models import Customer
+
+    db = Database(f"sqlite:///{path / 'storeom.db'}")
+    try:
+        with db.read() as s:
+            return set(s.scalars(select(Customer.id).where(Customer.marketing_consent.is_(True))))
+    finally:
+        db.dispose()
+
+
+def test_recommendations_customer_related_and_feed(app, frames, home):
     at = app("recommendations")
     recs = frames["recommendations"]
     assert at.number_input(key="rc_customer").value == recs["customer_id"].min()
@@ -177,19 +190,20 @@ def test_recommendations_customer_related_and_feed(app, frames):
 
     related = frames["related_products"]
     assert table_with(at, "related_sku")["related_sku"].tolist() == related.sort_values("rank")["related_sku"].tolist()
-    consenting = frames["stg_customers"].loc[frames["stg_customers"]["marketing_consent"], "customer_id"]
+    consenting = _opted_in(home.path)
     feed = recs[recs["customer_id"].isin(consenting)]
+    assert 0 < len(feed) < len(recs)
     assert f"{feed['customer_id'].nunique():,} customers, {len(feed):,} rows" in texts(at)
     assert any(b.proto.label.startswith("Download the consent-filtered feed") for b in at.get("download_button"))
 
 
-def test_segments_and_offer_targets(app, frames):
+def test_segments_and_offer_targets(app, frames, home):
     at = app("segments")
     seg = frames["customer_segments"]
     assert metric(at, "Customers with an order") == L.num(len(seg))
     assert metric(at, "Champions") == L.num((seg["segment"] == "champions").sum())
     offers = frames["offer_targets"]
-    consenting = set(frames["stg_customers"].loc[frames["stg_customers"]["marketing_consent"], "customer_id"])
+    consenting = _opted_in(home.path)
     for promotion in sorted(offers["promotion_id"].unique()):
         at.selectbox(key="of_promotion").set_value(promotion).run()
         targets = offers[offers["promotion_id"] == promotion]
