@@ -124,7 +124,7 @@ def test_openapi_fuzz_no_500_and_refusals_write_nothing(fuzz_api: Api):
     doc = fuzz_api.anon.get("/openapi.json").json()
     assert len(operations(doc)) > 50
 
-    @settings(max_examples=200 if fuzz_api.db.dialect == "sqlite" else 80, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=150 if fuzz_api.db.dialect == "sqlite" else 80, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     @given(requests(doc))
     def check(req: dict[str, Any]) -> None:
         before = table_row_counts(fuzz_api.db)
