@@ -118,16 +118,7 @@ def sidebar() -> Filters:
 
 
 def current() -> Filters:
-    """The filters as chosen (defaults when the sidebar has not been drawn yet)."""
-    start, end = _dates_state(dimensions()) if KEYS["dates"] not in st.session_state else _dates_or_default()
+    """The filters as chosen (the defaults when the sidebar has not been drawn yet)."""
+    start, end = _dates_state(dimensions())
     get = lambda name: tuple(st.session_state.get(KEYS[name]) or ())  # noqa: E731
     return Filters(start, end, get("locations"), get("channels"), get("categories"))
-
-
-def _dates_or_default() -> tuple[date, date]:
-    value = st.session_state[KEYS["dates"]]
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return value[0], value[1]
-    if isinstance(value, (list, tuple)) and len(value) == 1:
-        return value[0], value[0]
-    return _dates_state(dimensions())
