@@ -8,11 +8,14 @@ locations, stock, customers) as CSV or Parquet (om_core.services.exports).
 
 from __future__ import annotations
 
+import csv
 import tempfile
+import zlib
 from datetime import date
 from pathlib import Path
 from typing import Literal
 
+import pyarrow as pa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -24,6 +27,8 @@ from om_core.services import exports
 from om_core.services.apikeys import Principal
 
 router = APIRouter(tags=["import/export"])
+UNREADABLE = (EOFError, OSError, zlib.error, UnicodeError, csv.Error, pa.ArrowException)
+"""What reading a broken upload raises (a truncated gzip, bytes that are not text, a malformed CSV)."""
 MAX_ERRORS_SHOWN = 50
 ImportKind = Literal["products", "locations", "stock", "customers", "orders"]
 
@@ -55,6 +60,9 @@ def _run_import(db: Database, kind: str, body: bytes, mapping: dict[str, str], s
         try:
             report = import_file(db, kind, path, mapping=mapping, skip_bad_rows=skip_bad_rows, rejects_path=Path(folder) / "rejects.csv",
                                  actor=actor, date_format=date_format, encoding=encoding)
+        except UNREADABLE as exc:
+            raise ApiProblem(422, "unreadable_file", f"The file cannot be read as {kind} CSV: {type(exc).__name__}: {exc}"[:500],
+                             errors=[{"field": "(body)", "reason": "not a readable CSV or .csv.gz file"}]) from None
         except ImportRejected as exc:
             details = {k: v for k, v in exc.details.items() if k != "errors"} | _shown(exc.errors)
             errors = [{"field": f"row {e.get('row')}: {e.get('column')}", "reason": str(e.get("reason"))} for e in details.pop("errors")]

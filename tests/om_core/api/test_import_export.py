@@ -150,3 +150,14 @@ def make_keys_empty(db) -> dict[str, str]:
 
     with db.transaction() as s:
         return {"manager": create_api_key(s, {"role": "manager"})[1]}
+
+
+def test_broken_uploads_are_refused_and_write_nothing(api: Api):
+    before = table_row_counts(api.db)
+    truncated_gzip = gzip.compress(PRODUCTS_CSV)[:20]
+    problem_of(upload(api, "manager", "products", truncated_gzip), 422, "unreadable_file")
+    problem_of(upload(api, "manager", "products", bytes(range(256)) * 2), 422)
+    problem_of(upload(api, "manager", "products", b'sku,name,category,price,cost\n"unterminated,x,y,1,1\n'), 422)
+    for kind in ("orders", "stock", "customers", "locations"):
+        problem_of(upload(api, "manager", kind, b"\x00\x01garbage\xff" * 40), 422)
+    assert table_row_counts(api.db) == before
