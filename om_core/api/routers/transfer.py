@@ -67,6 +67,9 @@ def _run_import(db: Database, kind: str, body: bytes, mapping: dict[str, str], s
             details = {k: v for k, v in exc.details.items() if k != "errors"} | _shown(exc.errors)
             errors = [{"field": f"row {e.get('row')}: {e.get('column')}", "reason": str(e.get("reason"))} for e in details.pop("errors")]
             raise ApiProblem(422, exc.code, exc.message, errors=errors, extra=details) from None
+        except ValidationError as exc:  # a file-level problem: name the upload, not the server's temporary path
+            exc.message = exc.message.replace(str(path), f"the uploaded {kind} file")
+            raise
     data = report.to_dict()
     data.pop("rejects_path", None)
     data["source"] = f"upload:{kind}"
