@@ -61,7 +61,8 @@ if history is not None and len(history):
     h = history.assign(day=pd.to_datetime(history["day"])).set_index("day")["units"].reindex(days, fill_value=0)
     fig.add_trace(go.Bar(x=h.index, y=h.values, name="Units sold", marker_color="#7f7f7f"))
 if stockouts is not None and len(stockouts):
-    fig.add_trace(go.Scatter(x=pd.to_datetime(stockouts["day"]), y=[0] * len(stockouts), mode="markers", name="Stockout day",
+    fig.add_trace(go.Scatter(x=pd.to_datetime(stockouts["day"]), y=[0] * len(stockouts), mode="markers",
+                             name="Stockout day" if location != "ALL" else "Stockout (a location)",
                              marker=dict(symbol="x", color="#d62728", size=9)))
 fig.update_layout(title=f"{sku} at {'all locations' if location == 'ALL' else location}: history and 28-day forecast",
                   yaxis_title="Units per day")
@@ -82,13 +83,17 @@ else:
     L.tiles([
         L.Tile("Model", model),
         L.Tile("Next 28 days", L.num(fc["forecast"].sum(), 0) + " units"),
-        L.Tile("MASE", L.num(get(c, "mase"), 2), L.num(get(c, "mase") - get(n, "mase"), 2) + " vs naive", lower_is_better=True,
+        L.Tile("MASE", L.num(get(c, "mase"), 2), None if pd.isna(get(c, "mase") - get(n, "mase"))
+               else L.num(get(c, "mase") - get(n, "mase"), 2) + " vs naive", lower_is_better=True,
                help="Mean absolute scaled error in the backtest (below 1 beats the seasonal naive forecast in-sample)"),
         L.Tile("WAPE", L.pct(get(c, "wape")), L.change(get(c, "wape"), get(n, "wape"), points=True), lower_is_better=True),
         L.Tile("Bias", L.pct(get(c, "bias"))),
     ])
-    st.caption("Backtest of every model tried for this series (the seasonal naive baseline is the yardstick).")
-    L.table(bt[["model", "selected", "mase", "rmsse", "wape", "bias", "windows"]].sort_values("mase"))
+    if bt.empty:
+        st.caption("No backtest for this series yet (too little history to hold out a window).")
+    else:
+        st.caption("Backtest of every model tried for this series (the seasonal naive baseline is the yardstick).")
+        L.table(bt[["model", "selected", "mase", "rmsse", "wape", "bias", "windows"]].sort_values("mase"))
 
 st.subheader("Portfolio accuracy")
 portfolio = data.query("forecast_backtest", f"""
