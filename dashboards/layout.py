@@ -52,10 +52,13 @@ def ratio(a: Any, b: Any) -> float:
 # --- page parts ---------------------------------------------------------------------------------------
 
 
-def page(title: str, question: str, *, asset: str, day_column: str | None = None) -> Filters:
-    """Title, the daily question the page answers, and 'as of' from `asset` (latest day, file time)."""
+def page(title: str, question: str, *, asset: str, day_column: str | None = None, day_asset: str | None = None) -> Filters:
+    """Title, the daily question the page answers, and 'as of': the latest day in `asset`'s `day_column` (or in
+    `day_asset`'s, for a mart whose own days are week starts) and when `asset` was written."""
     st.title(title)
-    day, written = data.as_of(asset, day_column)
+    day, written = data.as_of(asset, None if day_asset else day_column)
+    if day_asset and written is not None:
+        day = data.as_of(day_asset, day_column)[0]
     if day is None and written is None:
         fresh = f"No data yet — {RUN_HINT}."
     else:

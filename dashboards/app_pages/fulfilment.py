@@ -7,7 +7,7 @@ import streamlit as st
 from dashboards import layout as L
 
 f = L.page("Fulfilment", "Are orders going out complete and on time — and where are they not?", asset="kpi_fulfilment",
-           day_column="period_start")
+           day_column="period_start", day_asset="kpi_sales")
 mart = L.need("kpi_fulfilment", "fulfilment figures")
 if mart is None:
     st.stop()

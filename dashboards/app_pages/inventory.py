@@ -7,7 +7,7 @@ import streamlit as st
 from dashboards import layout as L
 
 f = L.page("Inventory", "Is the stock working — where are the stockouts, lost sales and stock that does not sell?",
-           asset="kpi_inventory", day_column="period_start")
+           asset="kpi_inventory", day_column="period_start", day_asset="kpi_sales")
 mart = L.need("kpi_inventory", "inventory figures")
 if mart is None:
     st.stop()

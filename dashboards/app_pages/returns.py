@@ -10,7 +10,7 @@ from dashboards import data
 from dashboards import layout as L
 
 f = L.page("Returns & feedback", "What comes back and why, what does it cost, and are customers happy?", asset="kpi_feedback",
-           day_column="period_start")
+           day_column="period_start", day_asset="kpi_sales")
 returns = L.need("kpi_returns", "return figures")
 feedback = L.need("kpi_feedback", "feedback figures")
 if returns is None and feedback is None:

@@ -80,6 +80,7 @@ def test_fulfilment_rates_follow_dates_and_locations(app, frames):
     at = app("fulfilment")
     weeks = frames["kpi_fulfilment"][frames["kpi_fulfilment"]["grain"] == "week"]
     assert metric(at, "On-time delivery") == _on_time(days(weeks, "period_start", START, AS_OF))
+    assert f"Data as of {AS_OF.isoformat()}" in texts(at)  # the last day, not the start of the last week
     perfect = days(weeks, "period_start", START, AS_OF)
     assert metric(at, "Perfect orders") == L.pct(perfect["perfect_orders"].sum() / perfect["processed_orders"].sum())
 
@@ -98,6 +99,7 @@ def test_inventory_totals_and_category_filter(app, frames):
     locations = inv[inv["grain"] == "location"]
     assert metric(at, "Stock value") == L.money(locations["closing_inventory_value"].sum(), 0)
     assert metric(at, "Lost sales") == L.money(locations["lost_sales_value"].sum(), 0)
+    assert f"Data as of {AS_OF.isoformat()}" in texts(at)
     at.multiselect(key="f_categories").set_value(["kitchen"]).run()
     kitchen = inv[(inv["grain"] == "category") & (inv["key"] == "kitchen")].iloc[0]
     assert metric(at, "Stock value") == L.money(kitchen["closing_inventory_value"], 0)
