@@ -1,8 +1,8 @@
 """Exports for ERP/BI: what happened in a date range (orders, order lines, shipments, returns, stock
 movements) and the current master data (products, locations, stock, customers) as CSV or Parquet.
 
-Master data comes out in the importer's canonical columns (om_core.services.importing.SPECS), so an
-export can be imported again elsewhere as it is. History is filtered on each row's own time: orders
+Master data, and `order_history` (order lines), come out in the importer's canonical columns
+(om_core.services.importing.SPECS), so an export can be imported again elsewhere as it is. History is filtered on each row's own time: orders
 and their lines on `placed_at`, shipments on `created_at`, returns on `opened_at`, movements on `at`;
 the range is whole UTC days, `start` to `end` inclusive. CSV has ISO 8601 UTC timestamps and money
 as plain decimals; Parquet keeps the types (decimal money, UTC timestamps).
@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, String, and_, cast, func, select
 from sqlalchemy.orm import Session, aliased
 
 from om_core.errors import ValidationError
@@ -39,10 +39,10 @@ from om_core.models import (
     Supplier,
 )
 
-HISTORY = ("orders", "order_lines", "shipments", "returns", "stock_movements")
+HISTORY = ("orders", "order_lines", "order_history", "shipments", "returns", "stock_movements")
 MASTER_DATA = ("products", "locations", "stock", "customers")
 DATASETS = HISTORY + MASTER_DATA
-Dataset = Literal["orders", "order_lines", "shipments", "returns", "stock_movements", "products", "locations", "stock", "customers"]
+Dataset = Literal["orders", "order_lines", "order_history", "shipments", "returns", "stock_movements", "products", "locations", "stock", "customers"]
 Format = Literal["csv", "parquet"]
 MAX_DAYS = 3_660
 
@@ -96,6 +96,23 @@ def _stock_movements(start: datetime, end: datetime) -> Select[Any]:
             .where(StockMovement.at >= start, StockMovement.at < end).order_by(StockMovement.at, StockMovement.id))
 
 
+def _order_history(start: datetime, end: datetime) -> Select[Any]:
+    """Order lines in the importer's `orders` columns, so history moves between systems: one row per line
+    with the units not cancelled; the customer is their external reference, else their id."""
+    pickup = aliased(Location)
+    sold = OrderLine.quantity - OrderLine.quantity_cancelled
+    return (select(Order.number.label("order_id"), OrderLine.sku, sold.label("quantity"), OrderLine.unit_price,
+                   OrderLine.discount_total.label("discount"), Order.placed_at.label("ordered_at"),
+                   func.coalesce(Customer.external_ref, cast(Customer.id, String)).label("customer_id"),
+                   OrderLine.name.label("description"), pickup.code.label("location"), Channel.code.label("channel"),
+                   Order.ship_country.label("country"))
+            .join(Order, Order.id == OrderLine.order_id).join(Channel, Channel.id == Order.channel_id)
+            .outerjoin(Customer, Customer.id == Order.customer_id)
+            .outerjoin(pickup, (pickup.id == Order.pickup_location_id) & (Order.delivery_method == "carry_out"))
+            .where(Order.placed_at >= start, Order.placed_at < end, sold > 0)
+            .order_by(Order.placed_at, Order.id, OrderLine.line_no))
+
+
 def _products() -> Select[Any]:
     return (select(Product.sku, Product.name, Product.category, Product.price, Product.cost, Product.description, Product.brand,
                    Product.tax_class, Product.size, Product.colour, Product.pack_size, Product.min_order_qty, Product.weight_kg,
@@ -126,7 +143,7 @@ def _customers() -> Select[Any]:
 
 
 _HISTORY_QUERIES: dict[str, Callable[[datetime, datetime], Select[Any]]] = {
-    "orders": _orders, "order_lines": _order_lines, "shipments": _shipments, "returns": _returns, "stock_movements": _stock_movements,
+    "orders": _orders, "order_lines": _order_lines, "order_history": _order_history, "shipments": _shipments, "returns": _returns, "stock_movements": _stock_movements,
 }
 _MASTER_QUERIES: dict[str, Callable[[], Select[Any]]] = {
     "products": _products, "locations": _locations, "stock": _stock, "customers": _customers,

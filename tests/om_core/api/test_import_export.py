@@ -162,3 +162,20 @@ def test_broken_uploads_are_refused_and_write_nothing(api: Api):
     for kind in ("orders", "stock", "customers", "locations"):
         problem_of(upload(api, "manager", kind, b"\x00\x01garbage\xff" * 40), 422)
     assert table_row_counts(api.db) == before
+
+
+def test_order_history_exports_in_the_importers_columns(api: Api, tmp_path, sqlite_template):
+    number = api.as_("web").post("/v1/orders", json=web_order(("MUG", 2), ("TEE-S", 1)), headers={"Idempotency-Key": "h1"}).json()["number"]
+    today = utcnow().date().isoformat()
+    body = api.as_("manager").get("/v1/exports/order_history", params={"start": today, "end": today}).content
+    rows = list(csv.DictReader(io.StringIO(body.decode())))
+    assert [(r["order_id"], r["sku"], r["quantity"], r["unit_price"], r["channel"]) for r in rows] == [
+        (number, "MUG", "2", "12.50", "web"), (number, "TEE-S", "1", "20.00", "web")]
+    shutil.copy(sqlite_template, tmp_path / "other.db")
+    db = Database(f"sqlite:///{tmp_path / 'other.db'}")
+    other = Api(create_app(db, NO_LIMITS), make_keys_empty(db))
+    report = upload(other, "manager", "orders", body).json()
+    assert (report["imported"], report["lines"], report["rejected"], report["created"]["products"]) == (1, 2, 0, 2)
+    with db.read() as s:
+        assert s.scalar(select(Order.external_ref)) == number
+    db.dispose()
