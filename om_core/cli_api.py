@@ -114,14 +114,16 @@ def webhooks_remove(session: Session, subscription_id: int) -> dict[str, Any]:
 
 @webhooks.command("deliver")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True)
-@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per HTTP request.")
-def webhooks_deliver(limit: int, timeout: float) -> None:
+@click.option("--timeout", type=click.FloatRange(0.1, 300), default=10.0, show_default=True, help="Seconds per HTTP request.")
+@click.option("--low-stock", "low_stock", type=click.IntRange(0, 1_000_000), default=5, show_default=True,
+              help="Available units at or below which stock.low is sent (once a day per SKU and location).")
+def webhooks_deliver(limit: int, timeout: float, low_stock: int) -> None:
     """One delivery pass: look for low stock, then POST due webhook messages (failures retry with backoff)."""
     from om_core.services.webhooks import deliver
 
     db = database()
     try:
-        report = deliver(db, limit=limit, timeout=timeout)
+        report = deliver(db, limit=limit, timeout=timeout, low_stock_threshold=low_stock)
     finally:
         db.dispose()
     emit(report.to_dict())
