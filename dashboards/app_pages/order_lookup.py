@@ -27,17 +27,27 @@ if db is None:
     st.info("No store database yet — create one with `storeom demo --sample` or import your history (`storeom import`).")
     st.stop()
 
-query = st.text_input("Order number, customer id or customer email", key="ol_query", placeholder="e.g. SO-… or 42 or ada@example.com")
+by_col, query_col = st.columns([1, 3])
+by = by_col.radio("Find", ["Order", "Customer"], key="ol_by", horizontal=True)
+query = query_col.text_input("Order number, customer id or customer email", key="ol_query",
+                             placeholder="SO-…, an external reference or an order id" if by == "Order" else "customer id or email")
 if not query.strip():
     st.stop()
 q = query.strip()
 
 with db.read() as s:
-    order = s.scalar(select(Order).where(or_(Order.number == q, Order.external_ref == q)).limit(1))
-    if order is None:
-        customer = s.get(Customer, int(q)) if q.isdigit() else s.scalar(select(Customer).where(Customer.email == q.lower()))
+    order = None
+    if by == "Order":
+        matches = [Order.number == q, Order.external_ref == q] + ([Order.id == int(q)] if q.isdigit() and len(q) < 16 else [])
+        order = s.scalar(select(Order).where(or_(*matches)).order_by(Order.number != q).limit(1))
+        if order is None:
+            st.warning(f"No order matches {q!r}.")
+            st.stop()
+    else:
+        customer = (s.get(Customer, int(q)) if q.isdigit() and len(q) < 16
+                    else s.scalar(select(Customer).where(Customer.email == q.lower())))
         if customer is None:
-            st.warning(f"No order or customer matches {q!r}.")
+            st.warning(f"No customer matches {q!r}.")
             st.stop()
         orders = s.execute(select(Order.number, Order.placed_at, Order.status, Order.total).where(Order.customer_id == customer.id)
                            .order_by(Order.placed_at.desc()).limit(200)).all()

@@ -237,10 +237,19 @@ def test_order_lookup_by_number_and_customer(app, home):
     assert {"shipment", "tracking"} <= set(timeline["source"])  # shipped, then the carrier's delivered scan
     assert "delivered" in timeline.loc[timeline["source"] == "tracking", "what"].tolist()
 
+    at.text_input(key="ol_query").set_value(str(order.id)).run()  # the order's id finds it too
+    assert metric(at, "Total") == L.money(order.total)
+
+    at.radio(key="ol_by").set_value("Customer").run()
     at.text_input(key="ol_query").set_value(str(order.customer_id)).run()
     assert home.order in table_with(at, "placed_at")["order"].tolist()
+    at.text_input(key="ol_query").set_value("ada@example.com").run()
+    assert home.order in table_with(at, "placed_at")["order"].tolist()
+    at.text_input(key="ol_query").set_value("nobody@example.com").run()
+    assert "No customer matches 'nobody@example.com'" in texts(at)
+    at.radio(key="ol_by").set_value("Order").run()
     at.text_input(key="ol_query").set_value("SO-NOPE").run()
-    assert "No order or customer matches 'SO-NOPE'" in texts(at)
+    assert "No order matches 'SO-NOPE'" in texts(at)
 
 
 # --- empty states --------------------------------------------------------------------------------------
