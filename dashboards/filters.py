@@ -105,7 +105,11 @@ def _keep(key: str, options: tuple[str, ...]) -> None:
 def sidebar() -> Filters:
     """Draw the filters in the sidebar and return them."""
     dims = dimensions()
-    st.session_state[KEYS["dates"]] = _dates_state(dims)
+    chosen = st.session_state.get(KEYS["dates"])
+    in_range = (isinstance(chosen, (list, tuple)) and 1 <= len(chosen) <= 2
+                and all(isinstance(d, date) and dims.first <= d <= dims.last for d in chosen))
+    if not in_range:  # first visit, or a rebuilt warehouse moved the bounds (a half-picked range stays as it is)
+        st.session_state[KEYS["dates"]] = _dates_state(dims)
     for name in ("locations", "channels", "categories"):
         _keep(KEYS[name], getattr(dims, name))
     with st.sidebar:

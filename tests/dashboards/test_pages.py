@@ -62,6 +62,11 @@ def test_overview_follows_channel_location_and_date_filters(app, frames):
     assert metric(at, "Orders") == L.num(week["orders"].sum())
     assert not at.exception
 
+    at.date_input(key="f_dates").set_value((AS_OF,)).run()  # a range half picked in the browser: that one day
+    last = sales[(sales["grain"] == "day") & (sales["channel"] == "ALL") & (sales["period_start"].dt.date == AS_OF)]
+    assert metric(at, "Orders") == L.num(last["orders"].sum())
+    assert at.date_input(key="f_dates").value == (AS_OF,)  # left as it is, for the second click
+
 
 def test_overview_category_ranking(app, frames):
     at = app("overview")
