@@ -25,6 +25,8 @@ EXPECTED_ASSETS = {
                 "stg_purchase_orders", "stg_customers", "stg_feedback"},
     "demand": {"daily_demand"},
     "kpis": {"kpi_inventory", "kpi_fulfilment", "kpi_sales", "kpi_returns", "customer_segments", "customer_cohorts", "kpi_feedback"},
+    "recommendations": {"recommendations", "related_products", "offer_targets", "recommendation_evaluation"},
+    "forecasting": {"demand_forecast", "forecast_backtest", "forecast_uncertainty", "reorder_suggestions", "reorder_policy_backtest"},
 }
 
 
@@ -39,7 +41,7 @@ def test_every_asset_is_described_grouped_owned_and_kinded() -> None:
         assert node.owners == ["team:analytics"], key
         assert node.kinds and "parquet" in node.kinds, key
         assert "dagster/column_schema" in node.metadata, key
-        if node.group_name in ("kpis", "demand"):
+        if node.group_name in ("kpis", "demand", "recommendations", "forecasting"):
             assert node.freshness_policy is not None, key
             assert node.automation_condition is not None, key
     assert by_group == EXPECTED_ASSETS

@@ -14,7 +14,9 @@ from tests.pipelines.conftest import COMPLETE_JOURNEY, materialize_all
 
 ASSETS = {"stg_orders", "stg_order_lines", "stg_payments", "stg_shipments", "stg_returns", "stg_inventory_snapshots",
           "stg_purchase_orders", "stg_customers", "stg_feedback", "daily_demand", "kpi_inventory", "kpi_fulfilment", "kpi_sales",
-          "kpi_returns", "customer_segments", "customer_cohorts", "kpi_feedback"}
+          "kpi_returns", "customer_segments", "customer_cohorts", "kpi_feedback",
+          "recommendations", "related_products", "offer_targets", "recommendation_evaluation",
+          "demand_forecast", "forecast_backtest", "forecast_uncertainty", "reorder_suggestions", "reorder_policy_backtest"}
 
 
 def _warehouse(home, name):

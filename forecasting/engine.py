@@ -1,0 +1,509 @@
+"""The demand forecast: per SKU x location, a model chosen by rolling-origin cross-validation among
+statsforecast models suited to the series' demand class, with intervals from its own backtest errors,
+and SKU totals (location `ALL`) as the sum of the locations (bottom-up, so they always add up).
+
+Why this shape:
+- Model choice per series, by backtest on recent windows: no single model wins on a retail
+  catalogue (a weekly-seasonal smoother for the bestsellers, Croston-type methods for slow movers).
+- Only models that fit in a fraction of a millisecond per series are candidates: the whole catalogue
+  is re-forecast every night on two cores.
+- Intervals are conformal-style: the chosen model's backtest residuals, standardised per series and
+  pooled per demand class for the tails, so an intermittent SKU gets skewed bands that never go below
+  zero and a smooth one gets tight symmetric bands.
+- Series with too little history get a profile (their own recent average, else their category's at
+  that location) instead of nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+from statsforecast import StatsForecast
+from statsforecast.models import (
+    ADIDA,
+    IMAPA,
+    TSB,
+    CrostonSBA,
+    SeasonalExponentialSmoothingOptimized,
+    SeasonalNaive,
+    SeasonalWindowAverage,
+    SimpleExponentialSmoothingOptimized,
+    WindowAverage,
+)
+
+from forecasting.classify import classify
+from forecasting.metrics import accuracy, naive_scales
+from forecasting.series import ALL, impute_censored
+
+log = logging.getLogger(__name__)
+
+BASELINE = "SeasonalNaive"
+PROFILE = "CategoryProfile"
+RECENT = "RecentAverage"
+BOTTOM_UP = "BottomUp"
+NEW = "new"
+LEVELS = (80, 95)
+RESID_COLUMNS = ["unique_id", "ds", "cutoff", "y", "yhat", "resid", "naive", "censored"]
+
+
+def candidate_models(series_class: str, season: int = 7) -> list:
+    """The statsforecast models fitted for a demand class (the seasonal-naive baseline is always one)."""
+    baseline = SeasonalNaive(season_length=season, alias=BASELINE)
+    if series_class in ("smooth", "erratic"):
+        return [
+            baseline,
+            SeasonalExponentialSmoothingOptimized(season_length=season, alias="SeasonalES"),
+            SeasonalWindowAverage(season_length=season, window_size=4, alias="SeasonalWindowAverage"),
+            SimpleExponentialSmoothingOptimized(alias="SES"),
+            WindowAverage(window_size=28, alias="WindowAverage"),
+        ]
+    return [
+        baseline,
+        CrostonSBA(alias="CrostonSBA"),
+        ADIDA(alias="ADIDA"),
+        IMAPA(alias="IMAPA"),
+        TSB(alpha_d=0.1, alpha_p=0.1, alias="TSB"),
+        WindowAverage(window_size=28, alias="WindowAverage"),
+    ]
+
+
+WEEKDAY = "+Weekday"
+"""Suffix of a flat model's forecast multiplied by the series' weekday profile."""
+FLAT_MODELS = ("SES", "WindowAverage", "CrostonSBA", "ADIDA", "IMAPA", "TSB")
+COMBINATIONS = {
+    "smooth": ("SES+Weekday", "WindowAverage+Weekday", "SeasonalES"),
+    "intermittent": ("CrostonSBA+Weekday", "ADIDA+Weekday", "TSB+Weekday", "IMAPA+Weekday"),
+}
+COMBO = "Combination"
+"""The equal-weight mean of the class's members in COMBINATIONS: combining usually beats each one."""
+
+
+def combination_members(series_class: str) -> tuple[str, ...]:
+    return COMBINATIONS["smooth" if series_class in ("smooth", "erratic") else "intermittent"]
+
+
+def candidate_names(series_class: str, season: int = 7) -> list[str]:
+    """Every candidate the selection compares: the fitted models, their weekday-adjusted variants, the combination."""
+    fitted = [m.alias for m in candidate_models(series_class, season)]
+    return fitted + [f"{m}{WEEKDAY}" for m in fitted if m in FLAT_MODELS] + [COMBO]
+
+
+def model_by_name(name: str, season: int = 7):  # type: ignore[no-untyped-def]
+    for cls in ("smooth", "intermittent"):
+        for m in candidate_models(cls, season):
+            if m.alias == name:
+                return m
+    raise KeyError(name)
+
+
+def base_models(name: str, series_class: str) -> set[str]:
+    """The fitted models a candidate needs."""
+    if name == COMBO:
+        return set().union(*(base_models(m, series_class) for m in combination_members(series_class)))
+    return {name.removesuffix(WEEKDAY)}
+
+
+def weekday_profile(frame: pd.DataFrame, cutoff: pd.Timestamp, *, weeks: int = 12, prior_units: float = 20.0) -> pd.DataFrame:
+    """Per series, each weekday's share of an average day over the `weeks` weeks up to `cutoff`,
+    shrunk towards 1 by prior_units / (units + prior_units) so a thin series keeps a flat profile.
+    Columns `unique_id, dow, share`."""
+    recent = frame[(frame["ds"] > cutoff - pd.Timedelta(days=7 * weeks)) & (frame["ds"] <= cutoff)]
+    by = recent.groupby(["unique_id", recent["ds"].dt.dayofweek.rename("dow")])["y"].mean().unstack("dow").reindex(columns=range(7))
+    by = by.fillna(0.0)
+    mean = by.mean(axis=1)
+    units = recent.groupby("unique_id")["y"].sum().reindex(by.index).fillna(0.0)
+    raw = by.div(mean.where(mean > 0), axis=0).fillna(1.0)
+    weight = (units / (units + prior_units)).to_numpy()[:, None]
+    share = 1.0 + (raw - 1.0) * weight
+    long = share.stack().rename("share").reset_index()
+    long["dow"] = long["dow"].astype(int)
+    return long
+
+
+def _compose(frame: pd.DataFrame, fitted: pd.DataFrame, names: list[str], series_class: str) -> pd.DataFrame:
+    """Add the weekday-adjusted and combined candidates to `fitted` (rows unique_id, ds, [cutoff], one column
+    per fitted model), with the weekday profile known at each row's cutoff (`cutoff` column, or the
+    last day of history)."""
+    out = fitted.copy()
+    cut = out["cutoff"] if "cutoff" in out else pd.Series(frame["ds"].max(), index=out.index)
+    profiles = [weekday_profile(frame, c).assign(cutoff=c) for c in pd.unique(cut)]
+    prof = pd.concat(profiles, ignore_index=True)
+    key = pd.DataFrame({"unique_id": out["unique_id"].to_numpy(), "dow": out["ds"].dt.dayofweek.to_numpy(), "cutoff": cut.to_numpy()})
+    share = key.merge(prof, on=["unique_id", "dow", "cutoff"], how="left")["share"].fillna(1.0).to_numpy()
+    for name in names:
+        if name.endswith(WEEKDAY) and name.removesuffix(WEEKDAY) in out:
+            out[name] = out[name.removesuffix(WEEKDAY)].to_numpy() * share
+    if COMBO in names:
+        members = [m for m in combination_members(series_class) if m in out]
+        out[COMBO] = out[members].mean(axis=1)
+    return out
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    horizon: int = 28
+    cv_windows: int = 2
+    cv_horizon: int = 28
+    season: int = 7
+    min_history_days: int = 84
+    """Shorter series (or series that never sold) are forecast from a profile, not fitted."""
+    recent_days_for_own_average: int = 14
+    """A short series with at least this many days uses its own average; shorter ones their category's."""
+    n_jobs: int = 1
+    selection: str = "mase+rmsse"
+    """Backtest score minimised per series: 'mase', 'rmsse' or 'mase+rmsse'."""
+    selection_margin: float = 0.25
+    """How much better (relative) a series' own best model must score than its class's best to be chosen."""
+
+
+@dataclass
+class ForecastResult:
+    forecast: pd.DataFrame
+    """sku, location, ds, forecast, lo_80, hi_80, lo_95, hi_95, model (location ALL = SKU total)."""
+    backtest: pd.DataFrame
+    """sku, location, series_class, model, selected, mase, rmsse, wape, bias, windows."""
+    uncertainty: pd.DataFrame
+    """sku, location, series_class, model, sigma (daily RMS backtest error), rho (7-day error-sum variance / 7 sigma²),
+    bias (mean backtest error, actual - forecast, units/day)."""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFrame | None = None,
+                    config: ForecastConfig | None = None) -> ForecastResult:
+    """Forecast every series in `history` (`sku, location, ds, sold, censored`, dense daily, as
+    `forecasting.series.daily_series` builds it) for `config.horizon` days after `as_of`.
+    `categories` (`sku, category`) lets new SKUs borrow their category's profile.
+    Rows after `as_of` are ignored: nothing from the future reaches a forecast."""
+    config = config or ForecastConfig()
+    h = config.horizon
+    hist = history[history["ds"] <= pd.Timestamp(as_of)].sort_values(["sku", "location", "ds"], ignore_index=True)
+    hist = hist.assign(y=impute_censored(hist), unique_id=hist["sku"].astype(str) + "@" + hist["location"].astype(str))
+    cat_map = categories.drop_duplicates("sku").set_index("sku")["category"] if categories is not None and len(categories) else pd.Series(dtype=str)
+
+    per = hist.groupby("unique_id", sort=False).agg(sku=("sku", "first"), location=("location", "first"),
+                                                    days=("y", "size"), total=("sold", "sum"))
+    established = per.index[(per["days"] >= config.min_history_days) & (per["total"] > 0)]
+    est = hist[hist["unique_id"].isin(established)]
+    classes = classify(est, recent_days=365) if len(est) else pd.DataFrame(columns=["unique_id", "series_class"])
+    class_of = classes.set_index("unique_id")["series_class"] if len(classes) else pd.Series(dtype=str)
+
+    frames, backtests, cv_resid = [], [], []
+    train_cut = pd.Timestamp(as_of) - pd.Timedelta(days=config.cv_windows * config.cv_horizon)
+    for series_class, ids in class_of.groupby(class_of).groups.items():
+        group = est[est["unique_id"].isin(ids)]
+        selected, cv, scores = _select(group, series_class, train_cut, config)
+        backtests.append(scores)
+        cv_resid.append(_selected_residuals(cv, selected))
+        frames.append(_final_forecast(group, selected, series_class, h, config))
+    fitted = pd.concat(frames, ignore_index=True) if frames else _empty_fc()
+    resid = pd.concat(cv_resid, ignore_index=True) if cv_resid else pd.DataFrame(columns=RESID_COLUMNS)
+    unc = _uncertainty(resid, class_of, config)
+
+    new_ids = per.index.difference(established)
+    profile_fc, profile_unc = _profiles(hist, per.loc[new_ids], fitted, cat_map, as_of, h, config)
+    fc = pd.concat([fitted, profile_fc], ignore_index=True)
+    unc_all = pd.concat([unc, profile_unc], ignore_index=True)
+    fc = fc.merge(unc_all[["unique_id", "series_class", "sigma", "z_lo80", "z_hi80", "z_lo95", "z_hi95"]], on="unique_id", how="left")
+    fc = _bands(fc)
+    fc = fc.merge(per[["sku", "location"]], left_on="unique_id", right_index=True)
+
+    totals = _bottom_up(fc, resid, unc_all, per)
+    out = pd.concat([fc, totals], ignore_index=True)
+    out = out[["sku", "location", "ds", "forecast", "lo_80", "hi_80", "lo_95", "hi_95", "model"]]
+    out = out.sort_values(["sku", "location", "ds"], ignore_index=True)
+
+    backtest = pd.concat(backtests, ignore_index=True) if backtests else _empty_backtest()
+    backtest = backtest.merge(per[["sku", "location"]], left_on="unique_id", right_index=True, how="left")
+    total_bt = _bottom_up_backtest(resid, est, per, config)
+    backtest = pd.concat([backtest, total_bt], ignore_index=True)
+    backtest["category"] = backtest["sku"].map(cat_map)
+    backtest = backtest[["sku", "location", "category", "series_class", "model", "selected", "mase", "rmsse", "wape", "bias", "windows"]]
+
+    unc_all = unc_all.merge(per[["sku", "location"]], left_on="unique_id", right_index=True)
+    model_of = fc.drop_duplicates("unique_id").set_index("unique_id")["model"]
+    unc_all["model"] = unc_all["unique_id"].map(model_of)
+    uncertainty = unc_all[["sku", "location", "series_class", "model", "sigma", "rho", "bias"]].reset_index(drop=True)
+    return ForecastResult(forecast=out, backtest=backtest.sort_values(["sku", "location", "model"], ignore_index=True), uncertainty=uncertainty)
+
+
+# --- model selection ------------------------------------------------------------------------------
+
+
+def _sf(models: list, config: ForecastConfig) -> StatsForecast:
+    return StatsForecast(models=models, freq="D", n_jobs=config.n_jobs, fallback_model=SeasonalNaive(season_length=config.season))
+
+
+def _select(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, config: ForecastConfig
+            ) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+    """Rolling-origin cross-validation of the class's candidates; per series the model with the lowest
+    score over the windows (censored days are not scored: their 'actual' is an estimate)."""
+    models = candidate_models(series_class, config.season)
+    names = candidate_names(series_class, config.season)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cv = _sf(models, config).cross_validation(
+            h=config.cv_horizon, df=group[["unique_id", "ds", "y"]], n_windows=config.cv_windows, step_size=config.cv_horizon)
+    fitted_names = [m.alias for m in models]
+    cv[fitted_names] = cv[fitted_names].clip(lower=0).fillna(0.0)
+    cv = _compose(group, cv, names, series_class)
+    cv = cv.merge(group[["unique_id", "ds", "censored"]], on=["unique_id", "ds"], how="left")
+    cv[names] = cv[names].clip(lower=0).fillna(0.0)
+    scored = cv[~cv["censored"].fillna(False).astype(bool)]
+    scales = naive_scales(group[group["ds"] <= train_cut], season=config.season)
+    long = scored.melt(id_vars=["unique_id", "ds", "y"], value_vars=names, var_name="model", value_name="yhat")
+    scores = accuracy(long["y"], long["yhat"], [long["unique_id"], long["model"]], scales)
+    scores["score"] = _score(scores, config.selection)
+    rate = group.groupby("unique_id")["y"].mean()
+    best = _choose(scores, rate, config.selection_margin)
+    missing = group["unique_id"].drop_duplicates()
+    best = best.reindex(missing.to_numpy()).fillna(BASELINE)
+    scores["selected"] = scores["model"] == scores["unique_id"].map(best)
+    scores["series_class"] = series_class
+    scores["windows"] = config.cv_windows
+    return best, cv, scores.drop(columns=["score", "points"])
+
+
+VOLUME_BANDS = (0.0, 0.5, 2.0, 10.0, np.inf)
+"""Mean units/day bands: a model's class-wide record is judged among series of similar volume."""
+
+
+def _choose(scores: pd.DataFrame, rate: pd.Series, margin: float) -> pd.Series:
+    """Per series, the model with the best average score among series of its class and volume band,
+    unless the series' own best beats that on the series by more than `margin` (relative). Two backtest
+    windows of a noisy daily series cannot tell close models apart; the pooled winner is the safer bet
+    unless the series' own evidence is clear."""
+    band = pd.cut(scores["unique_id"].map(rate).fillna(0.0), VOLUME_BANDS, right=False, labels=False)
+    pooled = scores.groupby([band.rename("band"), scores["model"]])["score"].mean().rename("pooled").reset_index()
+    pooled = pooled.sort_values(["band", "pooled", "model"]).drop_duplicates("band").set_index("band")["model"]
+    default = band.map(pooled)
+    frame = scores.assign(default=default.to_numpy())
+    own = frame.sort_values(["unique_id", "score", "model"]).drop_duplicates("unique_id").set_index("unique_id")
+    base = frame[frame["model"] == frame["default"]].set_index("unique_id")["score"].reindex(own.index)
+    keep_own = own["score"] < base * (1.0 - margin)
+    return own["model"].where(keep_own, own["default"])
+
+
+def _score(scores: pd.DataFrame, selection: str) -> pd.Series:
+    if selection == "mase":
+        return scores["mase"]
+    if selection == "rmsse":
+        return scores["rmsse"]
+    return scores["mase"] + scores["rmsse"]
+
+
+def _selected_residuals(cv: pd.DataFrame, selected: pd.Series) -> pd.DataFrame:
+    """Backtest forecasts and errors (actual - forecast) of each series' chosen model, with the
+    seasonal-naive forecast alongside (for the totals' backtest)."""
+    model = cv["unique_id"].map(selected)
+    names = [c for c in cv.columns if c not in ("unique_id", "ds", "cutoff", "y", "censored")]
+    values = cv[names].to_numpy()
+    col = pd.Index(names).get_indexer(model)
+    yhat = values[np.arange(len(cv)), col]
+    out = pd.DataFrame({"unique_id": cv["unique_id"].to_numpy(), "ds": cv["ds"].to_numpy(), "cutoff": cv["cutoff"].to_numpy(),
+                        "y": cv["y"].to_numpy(), "yhat": yhat, "resid": cv["y"].to_numpy() - yhat, "naive": cv[BASELINE].to_numpy(),
+                        "censored": cv["censored"].fillna(False).astype(bool).to_numpy()})
+    return out
+
+
+def _final_forecast(group: pd.DataFrame, selected: pd.Series, series_class: str, h: int, config: ForecastConfig) -> pd.DataFrame:
+    """Refit the models each series' choice needs on all its history, forecast `h` days, and compose."""
+    needs: dict[str, set[str]] = {}
+    for uid, name in selected.items():
+        for base in base_models(name, series_class):
+            needs.setdefault(base, set()).add(uid)
+    wide = None
+    for base, ids in sorted(needs.items()):
+        sub = group[group["unique_id"].isin(ids)][["unique_id", "ds", "y"]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fc = _sf([model_by_name(base, config.season)], config).forecast(h=h, df=sub)
+        fc = fc[["unique_id", "ds", base]].assign(**{base: fc[base].clip(lower=0).fillna(0.0)})
+        wide = fc if wide is None else wide.merge(fc, on=["unique_id", "ds"], how="outer")
+    if wide is None:
+        return _empty_fc()
+    wide = _compose(group, wide, sorted(set(selected)), series_class)
+    model = wide["unique_id"].map(selected)
+    col = pd.Index(wide.columns).get_indexer(model)
+    values = wide.to_numpy()[np.arange(len(wide)), col].astype(float)
+    return pd.DataFrame({"unique_id": wide["unique_id"].to_numpy(), "ds": wide["ds"].to_numpy(),
+                         "forecast": np.nan_to_num(values, nan=0.0).clip(min=0), "model": model.to_numpy()})
+
+
+def _empty_fc() -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": pd.Series(dtype=str), "ds": pd.Series(dtype="datetime64[ns]"),
+                         "forecast": pd.Series(dtype=float), "model": pd.Series(dtype=str)})
+
+
+def _empty_backtest() -> pd.DataFrame:
+    return pd.DataFrame(columns=["unique_id", "model", "mase", "rmsse", "wape", "bias", "selected", "series_class", "windows"])
+
+
+# --- uncertainty ----------------------------------------------------------------------------------
+
+NORMAL_Z = {"z_lo80": -1.2816, "z_hi80": 1.2816, "z_lo95": -1.96, "z_hi95": 1.96}
+QUANTILES = {"z_lo80": 0.10, "z_hi80": 0.90, "z_lo95": 0.025, "z_hi95": 0.975}
+MIN_POOLED = 200
+"""Standardised residuals a class needs before its own quantiles replace the normal ones."""
+
+
+def _uncertainty(resid: pd.DataFrame, class_of: pd.Series, config: ForecastConfig) -> pd.DataFrame:
+    """Per series: sigma (RMS backtest error on in-stock days), the class's standardised residual quantiles,
+    and rho = variance of 7-day error sums / (7 sigma²), pooled per class (errors of neighbouring days
+    are correlated; rho carries that into lead-time demand)."""
+    r = resid[~resid["censored"]] if len(resid) else resid
+    ids = class_of.index
+    sigma = np.sqrt((r["resid"] ** 2).groupby(r["unique_id"]).mean()).reindex(ids) if len(r) else pd.Series(np.nan, index=ids)
+    level = r.groupby("unique_id")["y"].mean().reindex(ids) if len(r) else pd.Series(np.nan, index=ids)
+    sigma = sigma.where(sigma > 0, np.sqrt(level.clip(lower=0.01))).fillna(0.1)
+    bias = r.groupby("unique_id")["resid"].mean().reindex(ids).fillna(0.0) if len(r) else pd.Series(0.0, index=ids)
+    out = pd.DataFrame({"unique_id": ids, "series_class": class_of.to_numpy(), "sigma": sigma.to_numpy(), "bias": bias.to_numpy()})
+    if len(r):
+        z = r["resid"] / r["unique_id"].map(sigma)
+        cls = r["unique_id"].map(class_of)
+        for col, q in QUANTILES.items():
+            pooled = z.groupby(cls).quantile(q)
+            counts = z.groupby(cls).size()
+            pooled = pooled.where(counts >= MIN_POOLED)
+            out[col] = out["series_class"].map(pooled).fillna(NORMAL_Z[col])
+        out["rho"] = out["series_class"].map(_rho(resid, sigma, cls_of=class_of, k=7)).fillna(1.0)
+    else:
+        for col, zval in NORMAL_Z.items():
+            out[col] = zval
+        out["rho"] = 1.0
+    return out
+
+
+def _rho(resid: pd.DataFrame, sigma: pd.Series, *, cls_of: pd.Series, k: int) -> pd.Series:
+    block = ((resid["ds"] - resid["cutoff"]).dt.days - 1) // k
+    sums = resid.groupby([resid["unique_id"], resid["cutoff"], block])["resid"].agg(["sum", "size"])
+    sums = sums[sums["size"] == k].reset_index()
+    if sums.empty:
+        return pd.Series(dtype=float)
+    sums["expected"] = k * sums["unique_id"].map(sigma) ** 2
+    sums["cls"] = sums["unique_id"].map(cls_of)
+    g = sums.groupby("cls")
+    rho = (g["sum"].apply(lambda s: (s**2).sum()) / g["expected"].sum()).clip(0.5, 3.0)
+    return rho
+
+
+def _bands(fc: pd.DataFrame) -> pd.DataFrame:
+    f, s = fc["forecast"], fc["sigma"]
+    fc["lo_80"] = (f + fc["z_lo80"] * s).clip(lower=0).clip(upper=f)
+    fc["hi_80"] = (f + fc["z_hi80"] * s).clip(lower=f)
+    fc["lo_95"] = (f + fc["z_lo95"] * s).clip(lower=0).clip(upper=fc["lo_80"])
+    fc["hi_95"] = (f + fc["z_hi95"] * s).clip(lower=fc["hi_80"])
+    return fc
+
+
+# --- series too new to fit ------------------------------------------------------------------------
+
+
+def _profiles(hist: pd.DataFrame, new: pd.DataFrame, fitted: pd.DataFrame, cat_map: pd.Series, as_of: date, h: int,
+              config: ForecastConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Forecasts for series with too little history: their own weekday-shaped average when they have
+    `recent_days_for_own_average` days, else the average SKU of their category at that location (or in
+    the whole network). Variance is negative-binomial-like (mean + mean²/2): a guess, said so."""
+    if new.empty:
+        return _empty_fc(), pd.DataFrame(columns=["unique_id", "series_class", "sigma", "rho", "bias", *NORMAL_Z])
+    days = pd.date_range(pd.Timestamp(as_of) + pd.Timedelta(days=1), periods=h, freq="D")
+    recent = hist[hist["ds"] > pd.Timestamp(as_of) - pd.Timedelta(days=28)]
+    rates = recent.groupby("unique_id")["y"].mean()
+    info = recent.drop_duplicates("unique_id").set_index("unique_id")[["sku", "location"]]
+    info["category"] = info["sku"].map(cat_map)
+    info["rate"] = rates
+    est = info.drop(index=new.index, errors="ignore")
+    by_cat_loc = est.groupby(["category", "location"])["rate"].mean()
+    by_cat = est.groupby("category")["rate"].mean()
+    overall = float(est["rate"].median()) if len(est) else 0.0
+    dow_share = _weekday_share(hist[~hist["unique_id"].isin(new.index)])
+
+    rows = []
+    for uid, r in new.iterrows():
+        cat = cat_map.get(r["sku"])
+        own = rates.get(uid, np.nan)
+        if r["days"] >= config.recent_days_for_own_average and r["total"] > 0 and not np.isnan(own):
+            rate, model = own, RECENT
+        else:
+            rate = by_cat_loc.get((cat, r["location"]), np.nan)
+            if np.isnan(rate):
+                rate = by_cat.get(cat, np.nan)
+            if np.isnan(rate):
+                rate = overall
+            model = PROFILE
+        rows.append((uid, rate, model))
+    base = pd.DataFrame(rows, columns=["unique_id", "rate", "model"])
+    fc = base.loc[base.index.repeat(h)].reset_index(drop=True)
+    fc["ds"] = np.tile(days.to_numpy(), len(base))
+    fc["forecast"] = (fc["rate"] * fc["ds"].dt.dayofweek.map(dow_share).fillna(1.0)).clip(lower=0)
+    unc = pd.DataFrame({"unique_id": base["unique_id"], "series_class": NEW,
+                        "sigma": np.sqrt(base["rate"] + base["rate"] ** 2 / 2).clip(lower=0.1), "rho": 1.0, "bias": 0.0, **NORMAL_Z})
+    return fc[["unique_id", "ds", "forecast", "model"]], unc
+
+
+def _weekday_share(hist: pd.DataFrame) -> pd.Series:
+    if hist.empty or hist["y"].sum() <= 0:
+        return pd.Series(1.0, index=range(7))
+    by = hist.groupby(hist["ds"].dt.dayofweek)["y"].mean()
+    return (by / by.mean()).reindex(range(7)).fillna(1.0)
+
+
+# --- SKU totals -----------------------------------------------------------------------------------
+
+
+def _bottom_up(fc: pd.DataFrame, resid: pd.DataFrame, unc: pd.DataFrame, per: pd.DataFrame) -> pd.DataFrame:
+    """Location `ALL`: the sum of the SKU's location forecasts. Its sigma comes from the backtest errors
+    of that same sum (so the correlation between locations is in it), plus the profile series' variance."""
+    if fc.empty:
+        return fc.iloc[0:0].assign(location=ALL)
+    total = fc.groupby(["sku", "ds"], as_index=False)["forecast"].sum()
+    resid = resid.assign(sku=resid["unique_id"].map(per["sku"]))
+    tr = resid.groupby(["sku", "cutoff", "ds"])[["resid"]].sum()
+    tr["censored"] = resid.groupby(["sku", "cutoff", "ds"])["censored"].any()
+    tr = tr[~tr["censored"]].reset_index()
+    sigma_cv = np.sqrt((tr["resid"] ** 2).groupby(tr["sku"]).mean()) if len(tr) else pd.Series(dtype=float)
+    unc_sku = unc.assign(sku=unc["unique_id"].map(per["sku"]))
+    new_var = (unc_sku[unc_sku["series_class"] == NEW]["sigma"] ** 2).groupby(unc_sku["sku"]).sum()
+    fitted_var = (unc_sku[unc_sku["series_class"] != NEW]["sigma"] ** 2).groupby(unc_sku["sku"]).sum()
+    skus = total["sku"].drop_duplicates()
+    var = sigma_cv.reindex(skus).pow(2).fillna(fitted_var.reindex(skus)).fillna(0) + new_var.reindex(skus).fillna(0)
+    sigma = np.sqrt(var).clip(lower=0.1)
+    total["sigma"] = total["sku"].map(sigma)
+    if len(tr):
+        z = tr["resid"] / tr["sku"].map(sigma)
+        quant = {col: (float(z.quantile(q)) if len(z) >= MIN_POOLED else NORMAL_Z[col]) for col, q in QUANTILES.items()}
+    else:
+        quant = dict(NORMAL_Z)
+    for col, v in quant.items():
+        total[col] = v
+    total = _bands(total)
+    total["location"] = ALL
+    total["model"] = BOTTOM_UP
+    return total
+
+
+def _bottom_up_backtest(resid: pd.DataFrame, est: pd.DataFrame, per: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
+    """Backtest rows for the totals: the sum of the chosen models' backtest forecasts ('BottomUp') and the
+    sum of the seasonal-naive ones, against the summed actuals of the same (fitted) series."""
+    cols = ["sku", "location", "series_class", "model", "selected", "mase", "rmsse", "wape", "bias", "windows"]
+    if resid.empty:
+        return pd.DataFrame(columns=cols)
+    r = resid.assign(sku=resid["unique_id"].map(per["sku"]))
+    keys = ["sku", "cutoff", "ds"]
+    tot = r.groupby(keys)[["y", "yhat", "naive"]].sum().join(r.groupby(keys)["censored"].any()).reset_index()
+    tot = tot[~tot["censored"]]
+    train_cut = pd.Timestamp(est["ds"].max()) - pd.Timedelta(days=config.cv_windows * config.cv_horizon)
+    history = est[est["ds"] <= train_cut].groupby(["sku", "ds"], as_index=False)["y"].sum()
+    scales = naive_scales(history.rename(columns={"sku": "unique_id"}), season=config.season)
+    long = pd.concat([tot.assign(model=BOTTOM_UP, f=tot["yhat"]), tot.assign(model=BASELINE, f=tot["naive"])], ignore_index=True)
+    out = accuracy(long["y"], long["f"], [long["sku"].rename("unique_id"), long["model"]], scales)
+    out = out.rename(columns={"unique_id": "sku"}).drop(columns=["points"])
+    out["location"] = ALL
+    out["series_class"] = "total"
+    out["selected"] = out["model"] == BOTTOM_UP
+    out["windows"] = config.cv_windows
+    return out[cols]
