@@ -98,8 +98,9 @@ def _dates_state(dims: Dimensions) -> tuple[date, date]:
 
 def _keep(key: str, options: tuple[str, ...]) -> None:
     """Drop chosen values that no longer exist (a rebuilt warehouse), so the widget never refuses its state."""
-    if key in st.session_state:
-        st.session_state[key] = [v for v in st.session_state[key] if v in options]
+    chosen = st.session_state.get(key)
+    if chosen and any(v not in options for v in chosen):
+        st.session_state[key] = [v for v in chosen if v in options]
 
 
 def sidebar() -> Filters:
