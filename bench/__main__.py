@@ -9,7 +9,7 @@ import importlib
 from bench.common import print_table, write_results
 
 BENCHMARKS = ["bench_orders", "bench_routing", "bench_outbox", "bench_import", "bench_pipelines", "bench_simulate", "bench_api",
-              "bench_dashboards", "bench_recommend"]
+              "bench_dashboards", "bench_recommend", "bench_forecast"]
 
 
 def main() -> None:
