@@ -367,3 +367,16 @@ def test_approve_the_selected_rows_only(approve_home, monkeypatch, frames):
     pos = _purchase_orders(approve_home)
     assert sorted((p[3], p[4]) for p in pos) == sorted(zip(picked["location"], picked["suggested_qty"], strict=True))
     assert metric(at, "Suggestions") == L.num(len(shown) - 2)
+
+
+def test_a_choice_gone_from_a_rebuilt_warehouse_is_dropped(tmp_path, monkeypatch, frames):
+    from tests.dashboards import warehouse
+
+    warehouse.write(tmp_path, frames)
+    at = open_page(monkeypatch, tmp_path)("overview")
+    at.multiselect(key="f_locations").set_value(["ST-NYC", "WH-WEST"]).run()
+    inv = frames["kpi_inventory"]
+    warehouse.write(tmp_path, {"kpi_inventory": inv[~((inv["grain"] == "location") & (inv["key"] == "ST-NYC"))]})
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="f_locations").value == ["WH-WEST"]
