@@ -22,6 +22,7 @@ COLUMNS = ["customer_id", "sku", "rank", "score", "reason", "kind"]
 ANY_CHANNEL = "*"
 NEW_SEGMENT = "new"
 ANCHOR_CHUNK = 50_000
+MIN_REASON_SHARE = 0.05
 
 
 def _top_candidates(score: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,6 +68,11 @@ class Rules:
     """Weight of categories bought by the same customers as the customer's own (category-level item-item)."""
     smoothing: float = 200.0
     block: int = 1024
+
+
+def empty_recommendations() -> pd.DataFrame:
+    return pd.DataFrame({"customer_id": pd.Series(dtype="int64"), "sku": pd.Series(dtype="object"), "rank": pd.Series(dtype="int64"),
+                         "score": pd.Series(dtype="float64"), "reason": pd.Series(dtype="object"), "kind": pd.Series(dtype="object")})
 
 
 def group_popularity(model: ItemItemModel, segments: np.ndarray, channels: np.ndarray, smoothing: float = 20.0
@@ -119,7 +125,7 @@ def eligible_matrix(skus: np.ndarray, catalog: pd.DataFrame | None, availability
     active = np.ones(len(skus), dtype=bool)
     if catalog is not None:
         flag = catalog.drop_duplicates("sku").set_index("sku")["active"].astype(bool)
-        active = flag.reindex(idx).fillna(False).to_numpy(dtype=bool)
+        active = flag.reindex(idx).eq(True).to_numpy()
     if availability is None:
         return {ANY_CHANNEL: 0}, active[None, :]
     avail = availability[availability["available"] > 0]
@@ -148,6 +154,8 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     skus = model.skus
     n_items = len(skus)
     cust = customers.drop_duplicates("customer_id").reset_index(drop=True)
+    if n_items == 0 or cust.empty:
+        return empty_recommendations()
     cust_ids = cust["customer_id"].astype("int64").to_numpy()
     segments = cust["segment"].fillna(NEW_SEGMENT).astype(str).to_numpy() if "segment" in cust else np.full(len(cust), ANY_CHANNEL)
     channels = cust["channel"].fillna(ANY_CHANNEL).astype(str).to_numpy() if "channel" in cust else np.full(len(cust), ANY_CHANNEL)
@@ -282,6 +290,8 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     for lo in range(0, len(pick_rows), ANCHOR_CHUNK):
         anchor[lo:lo + ANCHOR_CHUNK], share[lo:lo + ANCHOR_CHUNK] = anchors(model, hist_row[pick_rows[lo:lo + ANCHOR_CHUNK]],
                                                                             pick_cols[lo:lo + ANCHOR_CHUNK])
+    weak = ~(share >= MIN_REASON_SHARE)  # a co-purchase this rare does not explain the pick: the bestseller reason does
+    anchor[weak], share[weak] = -1, np.nan
     df.loc[sim_pick, "anchor"] = anchor
     df.loc[sim_pick, "share"] = share
 

@@ -241,3 +241,18 @@ def test_time_split_never_leaks_test_purchases_into_training() -> None:
     assert set(table.columns) == {"model", "scenario", "precision_at_10", "recall_at_10", "ndcg_at_10", "coverage", "customers",
                                   "cutoff", "test_days"}
     assert (table.test_days == 28).all() and ((table.coverage >= 0) & (table.coverage <= 1)).all()
+
+
+def test_a_rare_co_purchase_is_not_given_as_the_reason() -> None:
+    rows = [line(c, "A1", "2026-03-01") for c in range(1, 41)] + [line(1, "B1", "2026-03-01")]  # 1 of A's 40 buyers bought B
+    recs = recommend(fit(pd.DataFrame(rows), AS_OF), pd.DataFrame({"customer_id": [2]}), catalog=catalog(), rules=ITEM_ITEM)
+    row = recs.set_index("sku").loc["B1"]
+    assert row.reason == "a bestseller right now"  # 2.5% of A's buyers: below the 5% that makes a reason
+
+
+def test_nothing_before_the_cut_off_gives_an_empty_evaluation_not_an_error() -> None:
+    lines = pd.DataFrame([line(c, "A1", "2026-03-20") for c in range(1, 4)])  # all after the cut-off (03-03)
+    table, info = evaluate(lines, AS_OF)
+    assert len(table) == 4 and (table.customers == 0).all() and (table.recall_at_10 == 0).all()
+    empty = recommend(fit(lines.iloc[:0], AS_OF), pd.DataFrame({"customer_id": [1]}))
+    assert empty.empty and list(empty.columns) == ["customer_id", "sku", "rank", "score", "reason", "kind"]

@@ -108,5 +108,10 @@ def test_check_functions_fail_on_bad_rows():
     assert not RC.consent_only(pd.DataFrame({"customer_id": [5]}), {5})[0]
     assert not RC.diversity(bad.drop_duplicates(["customer_id", "sku"]).assign(customer_id=1), pd.Series({"A": "x", "B": "x"}), 1)[0]
     assert not RC.related_in_range(pd.DataFrame({"sku": ["A"], "related_sku": ["A"], "support": [0.1], "confidence": [0.5], "lift": [1.0]}))[0]
-    ev = pd.DataFrame({"model": ["model", "popularity"], "scenario": ["new_items"] * 2, "recall_at_10": [0.1, 0.2]})
-    assert not RC.beats_popularity(ev)[0]
+    ev = pd.DataFrame({"model": ["model", "popularity"] * 2, "scenario": ["new_items"] * 2 + ["with_repurchase"] * 2,
+                       "recall_at_10": [0.1, 0.2, 0.3, 0.2], "customers": 500})
+    assert not RC.beats_popularity(ev)[0]  # new items below 90 % of popularity
+    assert RC.beats_popularity(ev.assign(recall_at_10=[0.19, 0.2, 0.3, 0.2]))[0]
+    assert not RC.beats_popularity(ev.assign(recall_at_10=[0.3, 0.2, 0.2, 0.2]))[0]  # no gain with repurchase
+    passed, meta = RC.beats_popularity(ev.assign(customers=3))
+    assert passed and "not judged" in meta["note"]
