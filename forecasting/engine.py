@@ -130,6 +130,8 @@ def _compose(frame: pd.DataFrame, fitted: pd.DataFrame, names: list[str], series
     per fitted model), with the weekday profile known at each row's cutoff (`cutoff` column, or the
     last day of history)."""
     out = fitted.copy()
+    if COMBO in names:
+        names = [*names, *combination_members(series_class)]
     cut = out["cutoff"] if "cutoff" in out else pd.Series(frame["ds"].max(), index=out.index)
     profiles = [weekday_profile(frame, c).assign(cutoff=c) for c in pd.unique(cut)]
     prof = pd.concat(profiles, ignore_index=True)
