@@ -131,39 +131,35 @@ def fit(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, half_life_days: floa
 
 def anchors(model: ItemItemModel, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each recommended (customer row, SKU column): the SKU in the customer's history that contributes
-    most to the score, and the share of its buyers who also bought the recommended SKU (-1 / nan: none)."""
+    most to the score (history weight x similarity), and the share of its buyers who also bought the
+    recommended SKU (-1 / nan: none). Looks up only the picks' history x pick pairs."""
     n_items = len(model.skus)
     result_anchor = np.full(len(rows), -1, dtype="int64")
     result_share = np.full(len(rows), np.nan)
-    if len(rows) == 0:
+    if len(rows) == 0 or model.similarity.nnz == 0:
         return result_anchor, result_share
-    wanted = rows.astype("int64") * n_items + cols.astype("int64")
-    order = np.argsort(wanted)
-    wanted_sorted = wanted[order]
-    h = model.history[np.unique(rows)].tocoo()
-    uniq = np.unique(rows)
-    h_rows = uniq[h.row]
-    s = model.similarity
-    starts, ends = s.indptr[h.col], s.indptr[h.col + 1]
-    lengths = ends - starts
+    h = model.history
+    rows = np.asarray(rows, dtype="int64")
+    lengths = np.diff(h.indptr)[rows]
     total = int(lengths.sum())
     if total == 0:
         return result_anchor, result_share
-    rep = np.repeat(np.arange(len(h.col)), lengths)
-    offsets = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    pos = np.repeat(starts, lengths) + offsets
-    j = s.indices[pos]
-    contrib = h.data[rep] * s.data[pos]
-    key = h_rows[rep].astype("int64") * n_items + j
-    loc = np.searchsorted(wanted_sorted, key)
-    loc = np.minimum(loc, len(wanted_sorted) - 1)
-    hit = wanted_sorted[loc] == key
-    key, contrib, rep, pos, loc = key[hit], contrib[hit], rep[hit], pos[hit], loc[hit]
-    best = np.lexsort((contrib, loc))
-    last = np.r_[loc[best][1:] != loc[best][:-1], True]
+    rep = np.repeat(np.arange(len(rows)), lengths)
+    pos = np.repeat(h.indptr[rows], lengths) + (np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    i = h.indices[pos].astype("int64")
+    key = i * n_items + np.asarray(cols, dtype="int64")[rep]
+    s = model.similarity.tocoo()
+    s_keys = s.row.astype("int64") * n_items + s.col.astype("int64")
+    order = np.argsort(s_keys, kind="stable")
+    s_keys = s_keys[order]
+    loc = np.minimum(np.searchsorted(s_keys, key), len(s_keys) - 1)
+    hit = s_keys[loc] == key
+    rep, i, loc, x = rep[hit], i[hit], order[loc[hit]], h.data[pos[hit]]
+    contrib = x * s.data[loc]
+    best = np.lexsort((contrib, rep))
+    last = np.r_[rep[best][1:] != rep[best][:-1], True]
     chosen = best[last]
-    target = order[loc[chosen]]
-    anchor_items = h.col[rep[chosen]]
-    result_anchor[target] = anchor_items
-    result_share[target] = model.co_buyers.data[pos[chosen]] / np.maximum(model.buyers[anchor_items], 1)
+    co = model.co_buyers.tocoo()
+    result_anchor[rep[chosen]] = i[chosen]
+    result_share[rep[chosen]] = co.data[loc[chosen]] / np.maximum(model.buyers[i[chosen]], 1)
     return result_anchor, result_share

@@ -241,6 +241,12 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
         vals = score[r_local, cols]
         keep = np.isfinite(vals)
         r_local, cols, vals = r_local[keep], cols[keep], vals[keep]
+        order = np.lexsort((-vals, r_local))
+        r_local, cols, vals = r_local[order], cols[order], vals[order]
+        first = np.r_[0, np.flatnonzero(np.diff(r_local)) + 1] if len(r_local) else np.zeros(0, dtype="int64")
+        position = np.arange(len(r_local)) - np.repeat(first, np.diff(np.r_[first, len(r_local)]))
+        keep = position < cand
+        r_local, cols, vals = r_local[keep], cols[keep], vals[keep]
         wpos = np.full(len(rows), -1)
         wpos[widx] = np.arange(len(widx))
         wp = wpos[r_local]
