@@ -1,11 +1,12 @@
 """Per-customer top-N with the business rules.
 
 The list starts with consumables that are due (kind `replenish`, at most `max_replenish`), then SKUs new to
-the customer (kind `new`) by item-item score. New SKUs with few buyers enter through the customer's
-affinity for their category; customers without history (and ties) get the popular items of their
-segment and channel. Rules: only active SKUs available to promise in the customer's channel, never a SKU
-the customer returned as unwanted, no SKU twice, at most `max_per_category` SKUs of one category.
-Customers are scored in blocks (dense block x SKUs), so memory does not grow with the customer count.
+the customer (kind `new`): the store's bestsellers re-ranked by the customer's item-item score, with SKUs
+first sold lately (no co-purchases yet) entering through the customer's share of buying in their category.
+Customers without history get the popular items of their segment and channel. Rules: only active SKUs
+available to promise in the customer's channel, never a SKU the customer returned as unwanted, no SKU
+twice, at most `max_per_category` SKUs of one category. Customers are scored in blocks (dense block x
+SKUs, float32), so memory does not grow with the customer count. Weights and why: docs/recommendations.md.
 """
 
 from __future__ import annotations
