@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
+from types import SimpleNamespace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -22,10 +23,24 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
 from om_core.db import on_rollback, read_rows, write_rows
-from om_core.errors import AlreadyExists, PaymentDeclined, StockError, StoreOMError, UnknownCustomer, UnknownLocation, UnknownProduct, ValidationError
+from om_core.errors import (
+    AlreadyExists,
+    Conflict,
+    IdempotencyConflict,
+    InvalidTransition,
+    PaymentDeclined,
+    PaymentError,
+    StockError,
+    StoreOMError,
+    UnknownCustomer,
+    UnknownLocation,
+    UnknownProduct,
+    ValidationError,
+)
 from om_core.models import (
     Address,
     Customer,
+    IdempotencyKey,
     Location,
     Order,
     OrderLine,
@@ -33,6 +48,8 @@ from om_core.models import (
     PaymentTransaction,
     PromotionRedemption,
     Reservation,
+    ReturnLine,
+    ReturnRequest,
     Shipment,
     ShipmentLine,
     ShippingMethod,
@@ -50,6 +67,7 @@ from om_core.services.fulfilment import CARRIERS
 from om_core.services.inventory import ReceiptIn, TransferIn
 from om_core.services.orders import Lookups, OrderIn, _new_number, _record_orders, build_draft, status_from
 from om_core.services.promotions import _ACTIVE, normalize_codes, select_promotions
+from om_core.services.returns import InspectionIn, UnknownReturn, refund_amount
 from om_core.services.taxes import TaxTable
 from om_core.validation import parse
 
@@ -521,6 +539,12 @@ _ADD_ON_HAND = update(Stock.__table__).where(Stock.id == bindparam("sid")).value
 _INSERT_TRANSFERS = insert(Transfer.__table__).returning(Transfer.id, sort_by_parameter_order=True)
 
 
+def _write_some(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """`write_rows` for a list that may be empty (then nothing to run)."""
+    if rows:
+        write_rows(session, stmt, rows)
+
+
 def _parse_all(model: type[Any], items: list[Any], what: str) -> list[Any]:
     """Every item parsed, or one ValidationError naming each bad field by the item's position."""
     parsed, errors = [], []
@@ -616,8 +640,8 @@ def receive_stock(session: Session, items: list[ReceiptIn | dict[str, Any]], *, 
     per_stock: dict[int, int] = defaultdict(int)
     for key, d in zip(keys, data):
         per_stock[stocks[key].id] += d.quantity
-    write_rows(session, _ADD_ON_HAND, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items())])
-    write_rows(session, _INSERT_MOVEMENTS, [
+    _write_some(session, _ADD_ON_HAND, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items())])
+    _write_some(session, _INSERT_MOVEMENTS, [
         {"stock_id": stocks[key].id, "kind": "receipt", "quantity": d.quantity, "reserved_change": 0, "reason": None,
          "reference": d.reference, "actor": actor, "at": now} for key, d in zip(keys, data)
     ])
@@ -665,12 +689,282 @@ def transfer_stock(session: Session, items: list[TransferIn | dict[str, Any]], *
             per_stock[stocks[key].id] += q
             movements.append({"stock_id": stocks[key].id, "kind": kind, "quantity": q, "reserved_change": 0, "reason": d.reason,
                               "reference": ref, "actor": actor, "at": now})
-    write_rows(session, _ADD_ON_HAND, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items()) if q])
-    write_rows(session, _INSERT_MOVEMENTS, movements)
+    _write_some(session, _ADD_ON_HAND, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items()) if q])
+    _write_some(session, _INSERT_MOVEMENTS, movements)
     return ids
 
 
+# --- returns received and refunded in batches -------------------------------------------------------
+
+
+@dataclass
+class ReturnReceipt:
+    """A return's goods back at `location`, inspected (lines not listed are resellable), at `at` (default now)."""
+
+    number: str
+    location: str
+    inspections: list[InspectionIn | dict[str, Any]] | None = None
+    at: datetime | None = None
+
+
+_RETURNS_BY_NUMBER = select(ReturnRequest.__table__).where(ReturnRequest.number.in_(bindparam("numbers", expanding=True))).order_by(ReturnRequest.id)
+_RETURNS_LOCKED = _RETURNS_BY_NUMBER.with_for_update()
+_RETURN_LINES = select(ReturnLine.__table__).where(ReturnLine.return_id.in_(bindparam("ids", expanding=True))).order_by(ReturnLine.id)
+_ORDER_ROWS = select(Order.__table__).where(Order.id.in_(bindparam("ids", expanding=True)))
+_ORDER_LINE_ROWS = select(OrderLine.__table__).where(OrderLine.order_id.in_(bindparam("ids", expanding=True))).order_by(OrderLine.order_id, OrderLine.line_no)
+_CUSTOMER_ROWS = select(Customer.__table__).where(Customer.id.in_(bindparam("ids", expanding=True)))
+_SET_CONDITION = update(ReturnLine.__table__).where(ReturnLine.id == bindparam("rlid")).values(condition=bindparam("condition"))
+_ADD_RETURNED = (
+    update(OrderLine.__table__).where(OrderLine.id == bindparam("lid")).values(quantity_returned=OrderLine.quantity_returned + bindparam("units"))
+)
+_SET_RECEIVED = (
+    update(ReturnRequest.__table__).where(ReturnRequest.id == bindparam("rid"))
+    .values(received_at=bindparam("at"), received_location_id=bindparam("location_id"), status=bindparam("status"))
+)
+_REFUNDED_BEFORE = (
+    select(ReturnRequest.order_id, ReturnLine.order_line_id, func.sum(ReturnLine.quantity))
+    .join(ReturnRequest, ReturnRequest.id == ReturnLine.return_id)
+    .where(ReturnRequest.order_id.in_(bindparam("order_ids", expanding=True)), ReturnRequest.refunded_at.is_not(None))
+    .group_by(ReturnRequest.order_id, ReturnLine.order_line_id)
+)
+_PAYMENTS_OF = select(Payment.id, Payment.order_id, Payment.gateway).where(Payment.order_id.in_(bindparam("order_ids", expanding=True))).order_by(Payment.id)
+_TRANSACTIONS_OF = (
+    select(PaymentTransaction.payment_id, PaymentTransaction.kind, PaymentTransaction.amount, PaymentTransaction.status,
+           PaymentTransaction.gateway_reference, PaymentTransaction.parent_reference)
+    .where(PaymentTransaction.payment_id.in_(bindparam("ids", expanding=True))).order_by(PaymentTransaction.id)
+)
+_INSERT_TRANSACTIONS_RETURNING = insert(PaymentTransaction.__table__).returning(PaymentTransaction.id, sort_by_parameter_order=True)
+_KEYS_KNOWN = select(IdempotencyKey.key, IdempotencyKey.request_hash, IdempotencyKey.response).where(
+    IdempotencyKey.scope == "payment.refund", IdempotencyKey.key.in_(bindparam("keys", expanding=True)))
+_INSERT_KEYS = insert(IdempotencyKey.__table__)
+_SET_LINE_REFUND = update(ReturnLine.__table__).where(ReturnLine.id == bindparam("rlid")).values(refund_amount=bindparam("amount"))
+_SET_REFUNDED = (
+    update(ReturnRequest.__table__).where(ReturnRequest.id == bindparam("rid"))
+    .values(refund_amount=bindparam("amount"), refunded_at=bindparam("at"), status=bindparam("status"))
+)
+
+
+class _Orders:
+    """Orders with their lines and customers, read once for a batch (rows, not ORM objects)."""
+
+    def __init__(self, session: Session, order_ids: set[int]) -> None:
+        ids = sorted(order_ids)
+        self.orders = {o.id: o for o in _select_in(session, _ORDER_ROWS, "ids", ids)}
+        self.lines: dict[int, list[Any]] = defaultdict(list)
+        for line in _select_in(session, _ORDER_LINE_ROWS, "ids", ids):
+            self.lines[line.order_id].append(line)
+        customer_ids = sorted({o.customer_id for o in self.orders.values() if o.customer_id})
+        self.customers = {c.id: c for c in _select_in(session, _CUSTOMER_ROWS, "ids", customer_ids)}
+
+    def message(self, order_id: int, kind: str, *, dedupe_suffix: str, at: datetime, **extra: Any) -> dict[str, Any]:
+        """What `notifications.notify_order` would enqueue about this order, for `enqueue_many`."""
+        order = self.orders[order_id]
+        customer = self.customers.get(order.customer_id) if order.customer_id else None
+        lines = [{"sku": l.sku, "name": l.name, "quantity": l.quantity - l.quantity_cancelled}
+                 for l in self.lines[order_id] if l.quantity > l.quantity_cancelled]
+        context = {**notifications.order_context(None, order, kind, customer=customer, lines=lines), **extra}  # type: ignore[arg-type]
+        return dict(kind=kind, recipient=order.email or (customer.email if customer else None), context=context,
+                    dedupe_key=f"{kind}:{order.number}:{dedupe_suffix}", order_id=order.id, customer_id=order.customer_id,
+                    marketing_consent=customer.marketing_consent if customer else None, at=at)
+
+
+def _forget_loaded(session: Session, *models: type[Any]) -> None:
+    """Rows changed behind the ORM's back: loaded objects of these kinds are read again when next used."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, models):
+            session.expire(obj)
+
+
+def _return_rows(session: Session, numbers: list[str]) -> tuple[dict[str, Any], dict[int, list[Any]]]:
+    seen: set[str] = set()
+    for number in numbers:
+        if number in seen:
+            raise InvalidTransition(f"Return {number} is listed twice in the batch", return_number=number)
+        seen.add(number)
+    rmas = {r.number: r for r in read_rows(session, _RETURNS_LOCKED, {"numbers": numbers})}
+    for number in numbers:
+        if number not in rmas:
+            raise UnknownReturn(f"Unknown return {number!r}", return_number=number)
+    lines: dict[int, list[Any]] = defaultdict(list)
+    for rl in _select_in(session, _RETURN_LINES, "ids", [r.id for r in rmas.values()]):
+        lines[rl.return_id].append(rl)
+    return rmas, lines
+
+
+def receive_returns(session: Session, receipts: list[ReturnReceipt], *, actor: str | None = None) -> list[str]:
+    """`returns.receive_return` for many returns: the goods back at each receipt's location and
+    inspected; resellable units restocked and the others written off through the ledger, lines'
+    returned quantities, the orders' statuses, events and 'return_received' messages, in a few
+    statements. One receipt that cannot be done refuses the whole batch (nothing written)."""
+    session.flush()
+    parsed = [_parse_all(InspectionIn, list(r.inspections or []), f"inspections of return {r.number}") for r in receipts]
+    if not receipts:
+        return []
+    rmas, rlines = _return_rows(session, [r.number for r in receipts])
+    for r in receipts:
+        rma = rmas[r.number]
+        if rma.status not in ("open", "refunded") or rma.received_at is not None:
+            raise InvalidTransition(f"Return {r.number} is {rma.status}; it cannot be received again", return_number=r.number)
+    codes = {r.location for r in receipts}
+    locations = {l.code: l for l in read_rows(session, _LOCATIONS_BY_CODE, {"codes": sorted(codes)})}
+    for code in sorted(codes - locations.keys()):
+        raise UnknownLocation(f"Unknown location {code!r}", location=code)
+    book = _Orders(session, {rma.order_id for rma in rmas.values()})
+    line_of = {l.id: l for lines in book.lines.values() for l in lines}
+    plans = []
+    for r, checks in zip(receipts, parsed):
+        rma = rmas[r.number]
+        by_no = {line_of[rl.order_line_id].line_no: rl for rl in rlines[rma.id]}
+        checked = {c.line_no: c.condition for c in checks}
+        unknown = sorted(set(checked) - set(by_no))
+        if unknown:
+            raise ValidationError(f"Return {r.number} has no line(s) {unknown}",
+                                  errors=[{"field": f"inspections.{n}", "reason": "not on this return"} for n in unknown])
+        plans.append((r, rma, by_no, checked, r.at or utcnow(), locations[r.location].id))
+    stocks = _stock_rows(session, {(line_of[rl.order_line_id].product_id, loc) for _, _, by_no, _, _, loc in plans for rl in by_no.values()},
+                         create=True)
+    movements, conditions, returned, received, events, messages = [], [], [], [], [], []
+    per_stock: dict[int, int] = defaultdict(int)
+    order_at: dict[int, datetime] = {}
+    for r, rma, by_no, checked, at, location_id in plans:
+        ref = f"return:{rma.number}"
+        for line_no, rl in sorted(by_no.items()):
+            line = line_of[rl.order_line_id]
+            condition = checked.get(line_no, "resellable")
+            stock_id = stocks[(line.product_id, location_id)].id
+            movements.append({"stock_id": stock_id, "kind": "return", "quantity": rl.quantity, "reserved_change": 0, "reason": rl.reason_code,
+                              "reference": ref, "actor": actor, "at": at})
+            per_stock[stock_id] += rl.quantity
+            if condition != "resellable":
+                movements.append({"stock_id": stock_id, "kind": "write_off", "quantity": -rl.quantity, "reserved_change": 0, "reason": condition,
+                                  "reference": ref, "actor": actor, "at": at})
+                per_stock[stock_id] -= rl.quantity
+            conditions.append({"rlid": rl.id, "condition": condition})
+            returned.append({"lid": line.id, "units": rl.quantity})
+        received.append({"rid": rma.id, "at": at, "location_id": location_id, "status": "received" if rma.status == "open" else "closed"})
+        order_at[rma.order_id] = max(at, order_at.get(rma.order_id, at))
+        events.append(dict(order_id=rma.order_id, kind="return_received", actor=actor, channel=None, at=at,
+                           data={"return_number": rma.number, "location": r.location,
+                                 "conditions": {str(n): checked.get(n, "resellable") for n in by_no}}))
+        messages.append(book.message(rma.order_id, "return_received", dedupe_suffix=rma.number, at=at, return_number=rma.number))
+    _write_some(session, _ADD_ON_HAND, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items()) if q])
+    _write_some(session, _INSERT_MOVEMENTS, movements)
+    _write_some(session, _SET_CONDITION, conditions)
+    _write_some(session, _ADD_RETURNED, returned)
+    _write_some(session, _SET_RECEIVED, received)
+    _refresh_statuses(session, sorted(order_at), order_at)
+    record_events(session, events)
+    notifications.enqueue_many(session, messages)
+    _forget_loaded(session, Order, OrderLine, ReturnRequest, ReturnLine, Stock)
+    return [r.number for r in receipts]
+
+
+def refund_returns(session: Session, refunds: dict[str, datetime], *, actor: str | None = None) -> dict[str, Decimal]:
+    """`returns.refund_return` (no restocking fee) for many returns, each at its own time: the policy's
+    amount refunded through the payment ledger (newest capture first, never more than was captured
+    and not refunded, counting the batch's earlier refunds), per-line amounts, events and
+    'refund_issued' messages. Returns the amount per return; one that cannot be refunded refuses the
+    whole batch (nothing written, no gateway called)."""
+    session.flush()
+    numbers = list(refunds)
+    if not numbers:
+        return {}
+    rmas, rlines = _return_rows(session, numbers)
+    for number in numbers:
+        rma = rmas[number]
+        if rma.refunded_at is not None or rma.status in ("refunded", "closed", "cancelled"):
+            raise InvalidTransition(f"Return {number} is {rma.status}; it was already refunded or cancelled", return_number=number)
+    order_ids = sorted({rma.order_id for rma in rmas.values()})
+    book = _Orders(session, set(order_ids))
+    refunded: dict[int, int] = defaultdict(int)  # order line -> units refunded before
+    for _, line_id, units in _select_in(session, _REFUNDED_BEFORE, "order_ids", order_ids):
+        refunded[line_id] += int(units)
+    pays: dict[int, Any] = {}
+    for pay in _select_in(session, _PAYMENTS_OF, "order_ids", order_ids):
+        pays.setdefault(pay.order_id, pay)  # an order's first payment, the one `returns.refund_return` refunds
+    ledger: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for tx in _select_in(session, _TRANSACTIONS_OF, "ids", sorted({p.id for p in pays.values()})):
+        ledger[tx.payment_id].append(dict(tx._mapping))
+    keys = {k.key: k for k in read_rows(session, _KEYS_KNOWN, {"keys": [f"refund:{n}" for n in numbers]})}
+    plans = []
+    for number in numbers:  # work everything out first: a refusal must come before any gateway call
+        rma, at = rmas[number], refunds[number] or utcnow()
+        order = book.orders[rma.order_id]
+        lines = book.lines[rma.order_id]
+        order_ns = SimpleNamespace(lines=lines, shipping_total=order.shipping_total, tax_total=order.tax_total,
+                                   prices_include_tax=order.prices_include_tax)
+        rma_ns = SimpleNamespace(lines=rlines[rma.id], reason_code=rma.reason_code)
+        amount, per_line = refund_amount(order_ns, rma_ns, refunded_units=dict(refunded))  # type: ignore[arg-type]
+        for rl in rlines[rma.id]:
+            refunded[rl.order_line_id] += rl.quantity
+        payment = pays.get(order.id)
+        key = f"refund:{number}"
+        digest = idempotency.request_hash({"order": order.number, "kind": "refund", "amount": str(to_money(amount))})
+        done_before = key in keys  # refunded at the gateway already (the key's first answer stands)
+        if done_before and keys[key].request_hash != digest:
+            raise IdempotencyConflict(f"Idempotency key {key!r} was already used with a different request", scope="payment.refund", key=key)
+        portions: list[tuple[str, Decimal]] = []  # (capture reference, amount) to refund, newest capture first
+        if amount > 0 and not done_before:
+            if payment is None:
+                raise Conflict(f"Order {order.number} has no payment to refund", order=order.number)
+            txs = ledger[payment.id]
+            used: dict[str, Decimal] = defaultdict(Decimal)
+            for tx in txs:
+                if tx["status"] == "succeeded" and tx["kind"] == "refund" and tx["parent_reference"]:
+                    used[tx["parent_reference"]] += Decimal(tx["amount"])
+            parents = [(tx["gateway_reference"], Decimal(tx["amount"]) - used[tx["gateway_reference"]])
+                       for tx in txs if tx["kind"] == "capture" and tx["status"] == "succeeded"]
+            parents = [(ref, left) for ref, left in parents if left > 0]
+            limit = sum((left for _, left in parents), Decimal(0))
+            if amount > limit:
+                raise PaymentError(f"Cannot refund {amount}: more than what was captured and not yet refunded ({limit})",
+                                   order=order.number, amount=str(amount), limit=str(limit))
+            remaining = amount
+            for ref, left in reversed(parents):
+                if remaining <= 0:
+                    break
+                portion = min(left, remaining)
+                portions.append((ref, portion))
+                remaining -= portion
+                # the batch's later refunds of this payment see this one as done
+                txs.append({"kind": "refund", "status": "succeeded", "amount": portion, "parent_reference": ref, "gateway_reference": None})
+        plans.append((number, rma, order, at, amount, per_line, payment, key, digest, portions))
+    sent = {p.id: len(ledger[p.id]) - sum(len(pl[9]) for pl in plans if pl[6] is not None and pl[6].id == p.id) for p in pays.values()}
+    new_txs, tx_owner, events, line_rows, rma_rows, messages = [], [], [], [], [], []
+    for number, rma, order, at, amount, per_line, payment, key, digest, portions in plans:
+        if portions:
+            gw = payments.get_gateway(payment.gateway)
+            remaining, approved = amount, True
+            for ref, portion in portions:
+                result = gw.refund(ref, portion, f"{order.number}:refund:{sent[payment.id]}")
+                sent[payment.id] += 1
+                new_txs.append(dict(payment_id=payment.id, kind="refund", amount=portion, status="succeeded" if result.approved else "declined",
+                                    gateway_reference=result.reference, parent_reference=ref, message=result.message or None,
+                                    idempotency_key=key, at=at))
+                if not result.approved:
+                    approved = False
+                    break
+                remaining -= portion
+            events.append(dict(order_id=order.id, kind="payment_refunded" if approved else "payment_refund_declined", actor=actor, channel=None,
+                               data={"amount": str(amount - remaining if approved else amount)}, at=at))
+            tx_owner.append((len(new_txs) - 1, key, digest, at))
+        line_rows += [{"rlid": rl_id, "amount": value} for rl_id, value in per_line.items()]
+        rma_rows.append({"rid": rma.id, "amount": amount, "at": at, "status": "closed" if rma.received_at is not None else "refunded"})
+        events.append(dict(order_id=order.id, kind="refund_issued", actor=actor, channel=None, data={"return_number": number, "amount": str(amount)}, at=at))
+        messages.append(book.message(order.id, "refund_issued", dedupe_suffix=number, at=at, return_number=number, refund_amount=str(amount)))
+    if new_txs:
+        ids = [r[0] for r in write_rows(session, _INSERT_TRANSACTIONS_RETURNING, new_txs)]
+        write_rows(session, _INSERT_KEYS, [dict(scope="payment.refund", key=key, request_hash=digest, response={"transaction_id": ids[last]},
+                                                created_at=at) for last, key, digest, at in tx_owner])
+    _write_some(session, _SET_LINE_REFUND, line_rows)
+    _write_some(session, _SET_REFUNDED, rma_rows)
+    record_events(session, events)
+    notifications.enqueue_many(session, messages)
+    _forget_loaded(session, ReturnRequest, ReturnLine, Payment, PaymentTransaction)
+    return {number: plan[4] for number, plan in zip(numbers, plans)}
+
+
 __all__ = [
-    "BatchLookups", "BulkOrder", "BulkResult", "create_customers", "deliver_shipments", "place_orders", "receive_stock", "ship_orders",
-    "transfer_stock",
+    "BatchLookups", "BulkOrder", "BulkResult", "ReturnReceipt", "create_customers", "deliver_shipments", "place_orders", "receive_returns",
+    "receive_stock", "refund_returns", "ship_orders", "transfer_stock",
 ]

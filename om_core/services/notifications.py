@@ -275,6 +275,54 @@ def enqueue(
     return message
 
 
+_FIND_MANY = select(_t.c.id, _t.c.dedupe_key).where(_t.c.dedupe_key.in_(bindparam("keys", expanding=True)))
+_INSERT_MANY = insert(_t).returning(_t.c.id, sort_by_parameter_order=True)
+
+
+def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int | None]:
+    """`enqueue` for many messages at once (batched services): each a dict of enqueue's keyword
+    arguments plus `kind` and optionally `at` (when it was written; default now). The same checks and
+    the same rendering, one message at a time; one look-up of the dedupe keys and one insert for all.
+    Returns each message's outbox id: the existing one for a known dedupe key (also within the
+    batch), None when nothing is written (no recipient, or marketing without consent)."""
+    prepared: list[tuple[dict[str, Any], str] | None] = []
+    for m in messages:
+        kind = m["kind"]
+        _check_kind(kind)
+        is_marketing = kind in MARKETING_KINDS
+        if m.get("marketing") and not is_marketing:
+            raise ValidationError(f"{kind!r} is a transactional message, not marketing", errors=[{"field": "marketing", "reason": "transactional kind"}])
+        key = m["dedupe_key"]
+        if not key or len(key) > _MAX_DEDUPE_KEY:
+            raise ValidationError(f"dedupe_key must be 1-{_MAX_DEDUPE_KEY} characters", errors=[{"field": "dedupe_key", "reason": f"1-{_MAX_DEDUPE_KEY} characters"}])
+        _clean_context(kind, m["context"])
+        address = _clean_recipient(m.get("recipient"))
+        if address is None or (is_marketing and m.get("marketing_consent") is not True):
+            prepared.append(None)
+        else:
+            prepared.append((m, address))
+    keys = sorted({p[0]["dedupe_key"] for p in prepared if p is not None})
+    known: dict[str, int | None] = {r.dedupe_key: r.id for r in read_rows(session, _FIND_MANY, {"keys": keys})} if keys else {}
+    rows, new_keys = [], []
+    for p in prepared:
+        if p is None or p[0]["dedupe_key"] in known:
+            continue
+        m, address = p
+        subject, text, html = render(m["kind"], m["context"])
+        now = m.get("at") or utcnow()
+        rows.append({
+            "kind": m["kind"], "dedupe_key": m["dedupe_key"], "recipient": address, "subject": subject, "body_text": text, "body_html": html,
+            "order_id": m.get("order_id"), "customer_id": m.get("customer_id"), "marketing": m["kind"] in MARKETING_KINDS, "status": "pending",
+            "attempts": 0, "next_attempt_at": now, "last_error": None, "created_at": now, "sent_at": None,
+        })
+        known[m["dedupe_key"]] = None
+        new_keys.append(m["dedupe_key"])
+    if rows:
+        for key, (outbox_id,) in zip(new_keys, session.connection().execute(_INSERT_MANY, rows)):
+            known[key] = outbox_id
+    return [None if p is None else known[p[0]["dedupe_key"]] for p in prepared]
+
+
 def order_context(session: Session, order: Order, kind: str = "", *, customer: Any = None, lines: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """What every order message can show: number, first name, lines, totals (strings), currency.
     Pass `customer` and `lines` when they are at hand (order placement) to save reading them again."""
@@ -730,6 +778,7 @@ __all__ = [
     "build_email",
     "dispatch",
     "enqueue",
+    "enqueue_many",
     "mail_from",
     "message_id",
     "notify_order",

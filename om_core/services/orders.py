@@ -494,7 +494,8 @@ def quote(session: Session, request: OrderIn | dict[str, Any]) -> Draft:
 
 
 def _new_number(prefix: str = "SO") -> str:
-    return f"{prefix}-" + "".join(secrets.choice(ORDER_NUMBER_ALPHABET) for _ in range(10))
+    # 32 symbols: each random byte picks one uniformly (one system call per number, not ten)
+    return f"{prefix}-" + "".join(ORDER_NUMBER_ALPHABET[b % 32] for b in secrets.token_bytes(10))
 
 
 _INSERT_LINES = insert(OrderLine.__table__).returning(OrderLine.id, OrderLine.order_id, OrderLine.product_id)

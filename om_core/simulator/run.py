@@ -26,10 +26,10 @@ Simulated orders are placed with `notify=False`: no order confirmation is writte
 them (two years of confirmations would flood it). The services without that switch (the per-order
 fallback, returns and refunds, carrier delays, cancellations, expired pickups) still write theirs.
 
-Till (carry-out) sales are not returned: the core marks them fulfilled but never delivered, and a
-return needs delivered units (the simulator reads what was delivered before opening a return).
-Everything the simulator writes goes through the services; it only reads tables directly (the stock
-ledger each night, what an order has delivered, which backorders got stock).
+Store customers bring till (carry-out) purchases back to the store they bought them in, at their
+categories' return rates (a little lower than online), within two weeks; the store receives and
+refunds them at once. Everything the simulator writes goes through the services; it only reads
+tables directly (the stock ledger each night, what an order has delivered, which backorders got stock).
 """
 
 from __future__ import annotations
@@ -726,7 +726,21 @@ class Simulation:
         self.report.transfers += len(items)
 
     def _receive_returns(self, s: Session, day: int) -> None:
-        for rma, location, at, conditions in self.return_receipts.pop(day, []):
+        self._receive_and_refund(s, self.return_receipts.pop(day, []))
+
+    def _receive_and_refund(self, s: Session, due: list[tuple[str, str, datetime, dict[int, str]]]) -> None:
+        """Returns back at a location, inspected and refunded at once: with the core's batched
+        `receive_returns`/`refund_returns` when it has them, else one return at a time."""
+        if not due:
+            return
+        receive, refund = self.recorder.bulk_helper("receive_returns"), self.recorder.bulk_helper("refund_returns")
+        if receive is not None and refund is not None:
+            with frozen_at(max(at for _, _, at, _ in due)):
+                receive(s, [self.recorder.bulk.ReturnReceipt(rma, location, [{"line_no": n, "condition": c} for n, c in sorted(conditions.items())], at)
+                            for rma, location, at, conditions in due], actor=ACTOR)
+                refund(s, {rma: at for rma, _, at, _ in due}, actor=ACTOR)
+            return
+        for rma, location, at, conditions in due:
             with frozen_at(at):
                 returns.receive_return(s, rma, location, [{"line_no": n, "condition": c} for n, c in sorted(conditions.items())], actor=ACTOR)
                 returns.refund_return(s, rma, actor=ACTOR)
@@ -991,6 +1005,7 @@ class Simulation:
         if not due:
             return
         w = self.world
+        at_the_store: list[tuple[str, str, datetime, dict[int, str]]] = []
         lines = defaultdict(dict)
         for number, line_no, delivered, returned, _ in read_rows(s, _ORDER_LINES, {"numbers": [rec.number for rec, _ in due]}):
             lines[number][line_no] = int(delivered or 0) - int(returned or 0)
@@ -1034,9 +1049,8 @@ class Simulation:
                 self.return_receipts[back].append((number, location, self.at(back, MORNING), conditions))
             else:  # brought back to the store
                 store = w.stores[plan.store] if plan.store is not None else w.stores[0]
-                with frozen_at(at + timedelta(minutes=10)):
-                    returns.receive_return(s, number, store, [{"line_no": n, "condition": c} for n, c in sorted(conditions.items())], actor=ACTOR)
-                    returns.refund_return(s, number, actor=ACTOR)
+                at_the_store.append((number, store, at + timedelta(minutes=10), conditions))
+        self._receive_and_refund(s, at_the_store)
 
     def _feedback(self, s: Session, day: int) -> None:
         for rec, delivered_at in self.feedbacks.pop(day, []):

@@ -12,6 +12,7 @@ from om_core.clock import frozen_at
 from om_core.errors import (
     AlreadyExists,
     InsufficientStock,
+    InvalidTransition,
     PaymentDeclined,
     StockError,
     StoreOMError,
@@ -21,6 +22,7 @@ from om_core.errors import (
 )
 from om_core.models import Order, OrderEvent, OrderLine, Payment, Shipment, StockMovement
 from om_core.services import bulk, customers, inventory, orders, payments
+from om_core.services.returns import UnknownReturn
 from tests.om_core.helpers import available, fields, refused, row_counts
 from tests.om_core.store import web_order
 
@@ -300,3 +302,95 @@ def test_a_transfer_that_cannot_be_done_refuses_the_batch(store, item, error):
     place(store, [web_order(("TEE-M", 4))])
     first = {"sku": "MUG", "from_location": "WH-EAST", "to_location": "ST-NYC", "quantity": 1}
     refused(store, error, lambda s: bulk.transfer_stock(s, [first, item]))
+
+
+# --- returns received and refunded in batches -----------------------------------------------------------
+
+
+def _returned_state(s):
+    """Everything receiving and refunding returns writes, without ids and random numbers."""
+    from om_core.models import OutboxMessage, PaymentTransaction, ReturnLine, ReturnRequest, Stock
+
+    q = lambda stmt: sorted(tuple(map(str, r)) for r in s.execute(stmt))  # noqa: E731
+    return {
+        "returns": q(select(ReturnRequest.number, ReturnRequest.status, ReturnRequest.refund_amount, ReturnRequest.received_at,
+                            ReturnRequest.received_location_id, ReturnRequest.refunded_at)),
+        "return_lines": q(select(ReturnLine.order_line_id, ReturnLine.condition, ReturnLine.refund_amount)),
+        "lines": q(select(OrderLine.id, OrderLine.quantity_returned)),
+        "orders": q(select(Order.number, Order.status, Order.updated_at)),
+        "stock": q(select(Stock.product_id, Stock.location_id, Stock.on_hand)),  # ids: a rolled-back sequence moves on (PostgreSQL)
+        "movements": q(select(Stock.product_id, Stock.location_id, StockMovement.kind, StockMovement.quantity, StockMovement.reason,
+                              StockMovement.reference, StockMovement.at).join(Stock, Stock.id == StockMovement.stock_id)
+                       .where(StockMovement.kind.in_(("return", "write_off")))),
+        "transactions": q(select(PaymentTransaction.payment_id, PaymentTransaction.kind, PaymentTransaction.amount, PaymentTransaction.status,
+                                 PaymentTransaction.gateway_reference, PaymentTransaction.parent_reference, PaymentTransaction.at)),
+        "events": q(select(OrderEvent.order_id, OrderEvent.kind, OrderEvent.data, OrderEvent.at).where(
+            OrderEvent.kind.in_(("return_received", "refund_issued", "payment_refunded")))),
+        "outbox": q(select(OutboxMessage.kind, OutboxMessage.dedupe_key, OutboxMessage.recipient, OutboxMessage.subject,
+                           OutboxMessage.body_text, OutboxMessage.created_at)),
+    }
+
+
+def _delivered_with_returns(store):
+    """Two delivered orders and three open returns: two on the first order (its units refunded in two
+    parts), one on the second."""
+    from om_core.services import returns
+
+    first, second = (r.number for r in place(store, [web_order(("TEE-S", 3), ("MUG", 1)), web_order(("TEE-M", 2), ("MUG", 1))]))
+    with store.transaction() as s:
+        shipped = bulk.ship_orders(s, [first, second], at=NOW + timedelta(hours=2))
+        bulk.deliver_shipments(s, {n: NOW + timedelta(days=2) for ns in shipped.values() for n in ns})
+    with store.transaction() as s, frozen_at(NOW + timedelta(days=3)):
+        rmas = [returns.open_return(s, first, {"reason_code": "size_fit", "lines": [{"line_no": 1, "quantity": 1}]}).number,
+                returns.open_return(s, first, {"reason_code": "damaged", "lines": [{"line_no": 1, "quantity": 2}, {"line_no": 2, "quantity": 1}]}).number,
+                returns.open_return(s, second, {"reason_code": "no_longer_needed", "lines": [{"line_no": 1, "quantity": 2}]}).number]
+    return rmas
+
+
+def test_receive_and_refund_returns_in_a_batch_like_one_by_one(store):
+    from om_core.services import returns
+
+    rmas = _delivered_with_returns(store)
+    receipts = [bulk.ReturnReceipt(rmas[0], "WH-EAST", None, NOW + timedelta(days=5)),
+                bulk.ReturnReceipt(rmas[1], "WH-EAST", [{"line_no": 2, "condition": "damaged"}], NOW + timedelta(days=5, hours=1)),
+                bulk.ReturnReceipt(rmas[2], "ST-NYC", [{"line_no": 1, "condition": "resellable"}], NOW + timedelta(days=6))]
+    with pytest.raises(_Undo), store.transaction() as s:
+        for r in receipts:
+            with frozen_at(r.at):
+                returns.receive_return(s, r.number, r.location, r.inspections)
+        for r in receipts:
+            with frozen_at(r.at):
+                returns.refund_return(s, r.number)
+        s.flush()
+        expected = _returned_state(s)
+        raise _Undo
+    with store.transaction() as s:
+        assert bulk.receive_returns(s, receipts) == rmas
+        amounts = bulk.refund_returns(s, {r.number: r.at for r in receipts})
+    with store.read() as s:
+        got = _returned_state(s)
+        assert inventory.verify_ledger(s) == []
+    assert got == expected
+    assert amounts[rmas[0]] > 0 and all(v > 0 for v in amounts.values())
+    assert {row[1] for row in got["returns"]} == {"closed"}
+
+
+@pytest.mark.parametrize("bad, error", [
+    (bulk.ReturnReceipt("RMA-NOPE", "WH-EAST"), UnknownReturn),
+    (bulk.ReturnReceipt("{0}", "NOWHERE"), UnknownLocation),
+    (bulk.ReturnReceipt("{0}", "WH-EAST", [{"line_no": 9, "condition": "damaged"}]), ValidationError),
+    (bulk.ReturnReceipt("{0}", "WH-EAST", [{"line_no": 1, "condition": "broken"}]), ValidationError),
+    (bulk.ReturnReceipt("{1}", "WH-EAST"), InvalidTransition),  # listed twice
+])
+def test_a_return_that_cannot_be_received_refuses_the_batch(store, bad, error):
+    rmas = _delivered_with_returns(store)
+    bad = bulk.ReturnReceipt(bad.number.format(*rmas), bad.location, bad.inspections)
+    refused(store, error, lambda s: bulk.receive_returns(s, [bulk.ReturnReceipt(rmas[1], "WH-EAST"), bad]))
+
+
+def test_a_return_that_cannot_be_refunded_refuses_the_batch(store):
+    rmas = _delivered_with_returns(store)
+    with store.transaction() as s:
+        bulk.refund_returns(s, {rmas[2]: NOW + timedelta(days=4)})
+    refused(store, InvalidTransition, lambda s: bulk.refund_returns(s, {rmas[0]: NOW, rmas[2]: NOW}))  # refunded already
+    refused(store, UnknownReturn, lambda s: bulk.refund_returns(s, {rmas[0]: NOW, "RMA-NOPE": NOW}))
