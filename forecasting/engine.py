@@ -208,8 +208,8 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
 
     new_ids = per.index.difference(established)
     profile_fc, profile_unc = _profiles(hist, per.loc[new_ids], fitted, cat_map, as_of, h, config)
-    fc = pd.concat([fitted, profile_fc], ignore_index=True)
-    unc_all = pd.concat([unc, profile_unc], ignore_index=True)
+    fc = pd.concat([f for f in (fitted, profile_fc) if len(f)], ignore_index=True) if len(fitted) or len(profile_fc) else fitted
+    unc_all = pd.concat([u for u in (unc, profile_unc) if len(u)], ignore_index=True) if len(unc) or len(profile_unc) else unc
     fc = fc.merge(unc_all[["unique_id", "series_class", "sigma", "z_lo80", "z_hi80", "z_lo95", "z_hi95"]], on="unique_id", how="left")
     fc = _bands(fc)
     fc = fc.merge(per[["sku", "location"]], left_on="unique_id", right_index=True)

@@ -144,4 +144,16 @@ def test_complete_journey_sample(tmp_path, monkeypatch):
     assert round(sales[(sales.grain == "day") & (sales.channel == "ALL")].revenue.sum() * 100) == expected
     assert _warehouse(tmp_path, "customer_segments").customer_id.nunique() > 2000
     assert len(_warehouse(tmp_path, "kpi_returns")) > 0
-    assert len(_warehouse(tmp_path, "daily_demand")) > 0
+    demand = _warehouse(tmp_path, "daily_demand")
+    assert len(demand) > 0
+    # a new user's own history in, forecasts out: every SKU sold in the last 90 days has one, totals included
+    as_of = demand.day.max()
+    active = set(demand[(demand.day > as_of - pd.Timedelta(days=90)) & (demand.units > 0)].sku)
+    forecast = _warehouse(tmp_path, "demand_forecast")
+    assert active and active <= set(forecast[forecast.location == "ALL"].sku)
+    assert forecast.ds.min() == as_of + pd.Timedelta(days=1)
+    backtest = _warehouse(tmp_path, "forecast_backtest")
+    fitted = backtest[backtest.location != "ALL"]
+    chosen = fitted[fitted.selected].set_index(["sku", "location"])["mase"]
+    naive = fitted[fitted.model == "SeasonalNaive"].set_index(["sku", "location"])["mase"].reindex(chosen.index)
+    assert len(chosen) > 100 and chosen.mean() < naive.mean()
