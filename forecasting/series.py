@@ -91,8 +91,9 @@ def impute_censored(series: pd.DataFrame, *, window: int = RATE_WINDOW_DAYS) -> 
     keys = [df["sku"], df["location"]]
     starts = _group_starts(df)
     y_in = np.where(censored, 0.0, df["sold"].to_numpy(float))
-    rate = trailing_sum(y_in, starts, window) / trailing_sum((~censored).astype(float), starts, window)
-    rate = pd.Series(rate, index=df.index).replace([np.inf], np.nan)
+    days_in = trailing_sum((~censored).astype(float), starts, window)
+    rate = np.divide(trailing_sum(y_in, starts, window), days_in, out=np.full(len(df), np.nan), where=days_in > 0)
+    rate = pd.Series(rate, index=df.index)
     rate = rate.groupby(keys, sort=False).ffill().groupby(keys, sort=False).bfill()
     y = pd.Series(np.where(censored, np.nan, df["sold"].to_numpy(float)), index=df.index)
     overall = y.groupby(keys, sort=False).transform("mean")
