@@ -5,7 +5,8 @@ themselves, scaled by the best customer's (an order-wide promotion uses overall 
 sensitivity (0..1): the share of the customer's lines bought with a discount, shrunk towards the store's
 share (`prior_lines` pseudo-lines). score = affinity x sensitivity. expected_uplift = score x depth, the
 promotion's discount as a fraction of the price: an index of extra purchase probability, not a forecast
-of revenue. Only customers with marketing consent are targeted: offers are campaigns.
+of revenue. Only customers with marketing consent are targeted (offers are campaigns), and never one who
+has used up the promotion's per-customer limit (a welcome coupon is not sent to someone who used it).
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ def depth(promotions: pd.DataFrame, catalog: pd.DataFrame) -> pd.Series:
 
 
 def offer_targets(model: ItemItemModel, promotions: pd.DataFrame, lines: pd.DataFrame, catalog: pd.DataFrame,
-                  consenting: np.ndarray, *, per_promotion: int = 500) -> pd.DataFrame:
+                  consenting: np.ndarray, *, used_up: pd.DataFrame | None = None, per_promotion: int = 500) -> pd.DataFrame:
     """`promotions`: promotion_id, kind, scope ('order'|'sku'|'category'), target, value, buy_quantity,
     get_quantity. `catalog`: sku, category, price. `consenting`: customer ids with marketing consent.
+    `used_up`: promotion_id, customer_id pairs that may not redeem again (per-customer limit reached).
     Returns the top `per_promotion` customers per promotion with a positive score."""
     empty = pd.DataFrame({"promotion_id": pd.Series(dtype="int64"), "customer_id": pd.Series(dtype="int64"),
                           "score": pd.Series(dtype="float64"), "expected_uplift": pd.Series(dtype="float64")})
@@ -87,6 +89,8 @@ def offer_targets(model: ItemItemModel, promotions: pd.DataFrame, lines: pd.Data
             continue
         score = affinity / top * sens
         score[~allowed] = 0.0
+        if used_up is not None and len(used_up):
+            score[np.isin(model.customers, used_up.loc[used_up["promotion_id"] == p.promotion_id, "customer_id"].to_numpy())] = 0.0
         keep = np.flatnonzero(score > 0)
         keep = keep[np.argsort(-score[keep], kind="stable")[:per_promotion]]
         frames.append(pd.DataFrame({"promotion_id": int(p.promotion_id), "customer_id": model.customers[keep].astype("int64"),

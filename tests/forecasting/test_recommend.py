@@ -209,6 +209,9 @@ def test_offer_targets_only_consenting_customers_ranked_by_affinity_and_price_se
     row = targets.iloc[0]
     assert row.expected_uplift == pytest.approx(row.score * 0.20)
     assert list(targets.columns) == ["promotion_id", "customer_id", "score", "expected_uplift"]
+    used = offer_targets(model, promos, lines, catalog(), consenting=np.array([1, 4, 5, 7]),
+                         used_up=pd.DataFrame({"promotion_id": [11], "customer_id": [7]}))
+    assert 7 not in set(used.customer_id) and len(used) == len(targets) - 1  # used up the per-customer limit
 
 
 def test_ranking_metrics_by_hand() -> None:

@@ -98,6 +98,13 @@ def test_unwanted_returns_are_the_reasons_that_say_so():
     assert sorted(zip(got["customer_id"], got["sku"])) == [(7, "A"), (8, "C")]
 
 
+def test_a_used_up_per_customer_limit_is_not_targeted_again():
+    promotions = pd.DataFrame({"promotion_id": [1, 2], "usage_limit_per_customer": [1, None]})
+    redemptions = pd.DataFrame({"promotion_id": [1, 1, 2], "customer_id": [7, 8, 7], "redemptions": [1, 0, 5]})
+    got = L.used_up(promotions, redemptions)
+    assert list(zip(got["promotion_id"], got["customer_id"])) == [(1, 7)]  # promotion 2 has no limit
+
+
 def test_check_functions_fail_on_bad_rows():
     bad = pd.DataFrame({"customer_id": [1, 1, 2], "sku": ["A", "A", "B"], "rank": [1, 3, 1], "reason": ["x", "", "y"],
                         "kind": ["new", "new", "other"]})

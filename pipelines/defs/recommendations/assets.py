@@ -72,11 +72,13 @@ def related_products(store_db: StoreDatabase, stg_order_lines: pd.DataFrame) -> 
 
 @_asset("offer_targets", OFFER_COLUMNS)
 def offer_targets(store_db: StoreDatabase, stg_order_lines: pd.DataFrame, stg_customers: pd.DataFrame) -> dg.Output:
-    """For each running promotion, the consenting customers most likely to respond, with an expected uplift index."""
+    """For each running promotion, the consenting customers most likely to respond (limit not used up), with an uplift index."""
     as_of = store_db.as_of_date()
     cutoff = store_db.cutoff()
     promotions = store_db.query(L.SQL_PROMOTIONS, {"cutoff": cutoff, "day_start": L.day_start(as_of), **L.bools(store_db.is_sqlite)})
-    df = L.build_offer_targets(stg_order_lines, stg_customers, store_db.query(L.SQL_PRODUCTS, {"cutoff": cutoff}), promotions, as_of)
+    redemptions = store_db.query(L.SQL_REDEMPTIONS, {"cutoff": cutoff, **L.bools(store_db.is_sqlite)})
+    df = L.build_offer_targets(stg_order_lines, stg_customers, store_db.query(L.SQL_PRODUCTS, {"cutoff": cutoff}), promotions, as_of,
+                               redemptions)
     return output(df, OFFER_COLUMNS, as_of=as_of, extra={"promotions": dg.MetadataValue.int(len(promotions))})
 
 

@@ -26,10 +26,29 @@ WHERE c.active = :yes AND l.active = :yes
 """
 
 SQL_PROMOTIONS = """
-SELECT id AS promotion_id, name, kind, scope, target, value, buy_quantity, get_quantity, starts_at, ends_at
+SELECT id AS promotion_id, name, kind, scope, target, value, buy_quantity, get_quantity, usage_limit_per_customer,
+       starts_at, ends_at
 FROM promotions
 WHERE active = :yes AND created_at < :cutoff AND (starts_at IS NULL OR starts_at < :cutoff) AND (ends_at IS NULL OR ends_at >= :day_start)
 """
+
+
+SQL_REDEMPTIONS = """
+SELECT r.promotion_id, r.customer_id, COUNT(*) AS redemptions
+FROM promotion_redemptions r
+WHERE r.voided = :no AND r.customer_id IS NOT NULL AND r.at < :cutoff
+GROUP BY r.promotion_id, r.customer_id
+"""
+
+
+def used_up(promotions: pd.DataFrame, redemptions: pd.DataFrame) -> pd.DataFrame:
+    """promotion_id, customer_id pairs that reached the promotion's per-customer usage limit."""
+    if promotions.empty or redemptions.empty:
+        return pd.DataFrame({"promotion_id": pd.Series(dtype="int64"), "customer_id": pd.Series(dtype="int64")})
+    limits = promotions[["promotion_id", "usage_limit_per_customer"]].dropna()
+    r = redemptions.merge(limits, on="promotion_id")
+    r = r[r["redemptions"] >= r["usage_limit_per_customer"]]
+    return r[["promotion_id", "customer_id"]].astype("int64").reset_index(drop=True)
 
 
 def products(raw: pd.DataFrame) -> pd.DataFrame:
@@ -99,9 +118,10 @@ def build_related(lines: pd.DataFrame, as_of: date) -> pd.DataFrame:
 
 
 def build_offer_targets(lines: pd.DataFrame, customers: pd.DataFrame, product_rows: pd.DataFrame, promotions: pd.DataFrame,
-                        as_of: date) -> pd.DataFrame:
+                        as_of: date, redemptions: pd.DataFrame | None = None) -> pd.DataFrame:
     consenting = customers.loc[customers["marketing_consent"].astype(bool), "customer_id"].astype("int64").to_numpy()
-    return offer_targets(fit(lines, as_of), promotions, lines, products(product_rows), consenting)
+    exhausted = used_up(promotions, redemptions) if redemptions is not None else None
+    return offer_targets(fit(lines, as_of), promotions, lines, products(product_rows), consenting, used_up=exhausted)
 
 
 def build_evaluation(lines: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -114,5 +134,5 @@ def day_start(as_of: date) -> datetime:
 
 
 def bools(store_is_sqlite: bool) -> dict[str, object]:
-    return {"yes": 1 if store_is_sqlite else True}
+    return {"yes": 1, "no": 0} if store_is_sqlite else {"yes": True, "no": False}
 
