@@ -23,7 +23,7 @@ FORECAST_COLUMNS = {
     "ds": "Forecast day (the days after the as-of day)", "forecast": "Expected units that day",
     "lo_80": "Lower end of the 80% interval (units)", "hi_80": "Upper end of the 80% interval (units)",
     "lo_95": "Lower end of the 95% interval (units)", "hi_95": "Upper end of the 95% interval (units)",
-    "model": "Model chosen for the series by backtest (BottomUp for totals; CategoryProfile/RecentAverage for new series)",
+    "model": "Model chosen for the series by backtest (BottomUp for totals; CategoryProfile/RecentAverage for new series; +Promotion on promoted days)",
 }
 BACKTEST_COLUMNS = {
     "sku": "SKU", "location": "Location code or ALL", "category": "Product category",
@@ -99,14 +99,18 @@ def _categories(daily_demand: pd.DataFrame, products: pd.DataFrame) -> pd.DataFr
                                             automation_condition=dg.AutomationCondition.eager(), description="Per series error scale, correlation and bias the reorder policy needs."),
     },
 )
-def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings, store_db: StoreDatabase, daily_demand: pd.DataFrame, stg_inventory_snapshots: pd.DataFrame,
-                    stg_purchase_orders: pd.DataFrame):  # type: ignore[no-untyped-def]
+def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings, store_db: StoreDatabase, daily_demand: pd.DataFrame,
+                    stg_inventory_snapshots: pd.DataFrame, stg_purchase_orders: pd.DataFrame, stg_order_lines: pd.DataFrame):
     """Active series (sold in the last 90 days or on an open purchase order), stockout days imputed,
-    model per series by rolling-origin backtest, intervals from its backtest errors, totals bottom-up."""
+    model per series by rolling-origin backtest, intervals from its backtest errors, totals bottom-up,
+    known promotions applied at their category's measured uplift."""
     as_of = store_db.as_of_date()
     products = store_db.query(F.SQL_PRODUCTS)
+    categories = _categories(daily_demand, products)
     history = F.demand_history(daily_demand, stg_inventory_snapshots, stg_purchase_orders, as_of, config.history_days)
-    result = F.forecast_demand(history, as_of, categories=_categories(daily_demand, products), config=config.forecast_config())
+    result = F.forecast_demand(history, as_of, categories=categories, config=config.forecast_config())
+    promotions = store_db.query(F.SQL_PROMOTIONS, {"cutoff": store_db.cutoff()})
+    result.forecast = F.with_promotions(result.forecast, stg_order_lines, promotions, categories)
     series = result.forecast[result.forecast["location"] != "ALL"][["sku", "location"]].drop_duplicates()
     models = result.forecast.drop_duplicates(["sku", "location"])["model"].value_counts().to_dict()
     selected = result.backtest[result.backtest["selected"] & (result.backtest["location"] != "ALL")]

@@ -10,6 +10,7 @@ import pandas as pd
 
 from forecasting.engine import ForecastConfig, forecast_demand
 from forecasting.policy_backtest import compare_policies
+from forecasting.promotions import apply_promotions, promoted_days, promotion_uplift
 from forecasting.reorder import ReorderPolicy, abc_classes, suggest_reorders
 from forecasting.series import active_series, daily_series, impute_censored
 
@@ -23,6 +24,7 @@ SELECT p.sku, p.category, p.cost AS unit_cost, p.price AS unit_price, p.pack_siz
 FROM products p LEFT JOIN suppliers s ON s.id = p.supplier_id
 """
 SQL_LOCATIONS = "SELECT code AS location, kind FROM locations"
+SQL_PROMOTIONS = "SELECT scope, target, starts_at, ends_at, active, coupon_code FROM promotions WHERE created_at < :cutoff"
 
 
 def open_purchase_lines(purchase_orders: pd.DataFrame) -> pd.DataFrame:
@@ -39,6 +41,15 @@ def demand_history(daily_demand: pd.DataFrame, snapshots: pd.DataFrame, purchase
     series = daily_series(daily_demand[["day", "sku", "location", "units"]], snapshots, as_of, history_days=history_days, extra_series=open_lines)
     active = active_series(series, as_of, open_po=open_lines)
     return series.merge(active, on=["sku", "location"])
+
+
+def with_promotions(forecast: pd.DataFrame, order_lines: pd.DataFrame, promotions: pd.DataFrame, categories: pd.DataFrame) -> pd.DataFrame:
+    """The forecast with known future promotions applied at their category's measured uplift."""
+    days = pd.DatetimeIndex(forecast["ds"].drop_duplicates().sort_values())
+    if promotions.empty or days.empty:
+        return forecast
+    uplift = promotion_uplift(order_lines[["sku", "category", "order_date", "units", "discount_total"]])
+    return apply_promotions(forecast, promoted_days(promotions, categories, days), categories, uplift)
 
 
 def positions(snapshots: pd.DataFrame, order_lines: pd.DataFrame, purchase_orders: pd.DataFrame, products: pd.DataFrame,
