@@ -22,7 +22,6 @@ import time
 import warnings
 from datetime import date, timedelta
 
-import numpy as np
 import pandas as pd
 
 from bench.common import Metric

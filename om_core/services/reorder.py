@@ -8,7 +8,7 @@ receiving location. Drafts, not sent orders: a buyer still reviews and sends the
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pydantic import Field
@@ -87,7 +87,7 @@ def approve_reorder(
 def _refuse_already_ordered(
     session: Session, lines: list[ReorderLineIn], products: dict[str, Any], locations: dict[str, Location], as_of: date
 ) -> None:
-    after = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=timezone.utc)
+    after = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
     wanted = {(products[l.sku].id, locations[l.location].id): (l.sku, l.location) for l in lines}
     rows = session.execute(
         select(PurchaseOrderLine.product_id, PurchaseOrder.location_id, PurchaseOrder.number)

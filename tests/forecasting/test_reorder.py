@@ -11,7 +11,6 @@ from scipy import stats
 
 from forecasting.policy_backtest import compare_policies, min_max_policy, replay
 from forecasting.reorder import (
-    ReorderPolicy,
     abc_classes,
     demand_paths,
     demand_quantile,
