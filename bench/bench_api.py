@@ -1,6 +1,8 @@
 """`POST /v1/orders` through uvicorn on loopback: 8 concurrent clients against a fresh SQLite store.
 
-The server runs `storeom serve` in a subprocess (default 2 workers on this 2-core machine). Each client
+The server runs `storeom serve` in a subprocess (one worker by default, STOREOM_BENCH_API_WORKERS for more:
+on SQLite a second process adds little throughput and a worse tail, since writers wait on each other in
+SQLite's busy loop instead of the in-process lock). Each client
 keeps one HTTP connection and places 3-line orders with its own Idempotency-Keys; a share of the orders
 also wants one unit of a hot SKU with little stock, so clients race for it. Reported: placed orders per
 second, latency p50/p99 of every request, and oversell (units of any SKU promised beyond its stock,
@@ -140,7 +142,7 @@ def run_once(n: int, workers: int) -> list[Metric]:
 
 def run(scale: str = "small") -> list[Metric]:
     n = 2_400 if scale == "small" else 12_000
-    workers = int(os.environ.get("STOREOM_BENCH_API_WORKERS", "2"))
+    workers = int(os.environ.get("STOREOM_BENCH_API_WORKERS", "1"))
     return run_once(n, workers)
 
 
