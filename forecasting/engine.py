@@ -257,8 +257,7 @@ def _select(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, con
     cv[names] = cv[names].clip(lower=0).fillna(0.0)
     scored = cv[~cv["censored"].fillna(False).astype(bool)]
     scales = naive_scales(group[group["ds"] <= train_cut], season=config.season)
-    long = scored.melt(id_vars=["unique_id", "ds", "y"], value_vars=names, var_name="model", value_name="yhat")
-    scores = accuracy(long["y"], long["yhat"], [long["unique_id"], long["model"]], scales)
+    scores = pd.concat([accuracy(scored["y"], scored[m], scored["unique_id"], scales).assign(model=m) for m in names], ignore_index=True)
     scores["score"] = _score(scores, config.selection)
     rate = group.groupby("unique_id")["y"].mean()
     best = _choose(scores, rate, config.selection_margin)
