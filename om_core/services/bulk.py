@@ -35,6 +35,7 @@ from om_core.errors import (
     UnknownCustomer,
     UnknownLocation,
     UnknownProduct,
+    UnknownPurchaseOrder,
     ValidationError,
 )
 from om_core.models import (
@@ -46,7 +47,10 @@ from om_core.models import (
     OrderLine,
     Payment,
     PaymentTransaction,
+    Product,
     PromotionRedemption,
+    PurchaseOrder,
+    PurchaseOrderLine,
     Reservation,
     ReturnLine,
     ReturnRequest,
@@ -55,17 +59,19 @@ from om_core.models import (
     ShippingMethod,
     Stock,
     StockMovement,
+    TaxRate,
     TrackingEvent,
     Transfer,
 )
 from om_core.money import to_money
-from om_core.services import idempotency, inventory, notifications, payments
+from om_core.services import idempotency, inventory, notifications, payments, webhooks
 from om_core.services.catalog import _PRODUCTS_BY_SKU
 from om_core.services.customers import AddressIn, CustomerIn, customers_with_addresses
 from om_core.services.events import record_events
 from om_core.services.fulfilment import CARRIERS
 from om_core.services.inventory import ReceiptIn, TransferIn
-from om_core.services.orders import Lookups, OrderIn, _new_number, _record_orders, build_draft, status_from
+from om_core.services.purchasing import ReceiptLineIn
+from om_core.services.orders import Lookups, OrderIn, _new_number, _record_orders, build_draft, fill_backorders, status_from
 from om_core.services.promotions import _ACTIVE, normalize_codes, select_promotions
 from om_core.services.returns import InspectionIn, UnknownReturn, refund_amount
 from om_core.services.taxes import TaxTable
@@ -85,6 +91,32 @@ class BulkResult:
     error: StoreOMError | None = None
 
 
+_LOCATIONS = select(Location.__table__)
+_TAX_RATES = select(TaxRate.__table__)
+_USES = (
+    select(PromotionRedemption.promotion_id, func.count())
+    .where(PromotionRedemption.promotion_id.in_(bindparam("ids", expanding=True)), PromotionRedemption.voided.is_(False))
+    .group_by(PromotionRedemption.promotion_id)
+)
+_USES_BY = (
+    select(PromotionRedemption.promotion_id, PromotionRedemption.customer_id, func.count())
+    .where(PromotionRedemption.promotion_id.in_(bindparam("promos", expanding=True)),
+           PromotionRedemption.customer_id.in_(bindparam("customers", expanding=True)), PromotionRedemption.voided.is_(False))
+    .group_by(PromotionRedemption.promotion_id, PromotionRedemption.customer_id)
+)
+
+
+class _RatesRead(TaxTable):
+    """A `TaxTable` from the rates a batch read once (the same choice: the country's rates, the
+    region's overriding them)."""
+
+    def __init__(self, rows: list[Any], country: str, region: str | None) -> None:
+        self._rates: dict[str, Decimal] = {}
+        for row in sorted((r for r in rows if r.country == country), key=lambda r: r.region != ""):
+            if row.region in ("", (region or "").upper()):
+                self._rates[row.tax_class] = Decimal(row.rate)
+
+
 class BatchLookups(Lookups):
     """Reads each thing once for a whole batch; stock and promotion use move as drafts are taken."""
 
@@ -96,9 +128,10 @@ class BatchLookups(Lookups):
         self._customers = customers_with_addresses(session, ids) if ids else {}
         self._channels: dict[str, Any] = {}
         self._channel_locations: dict[int, list[Any]] = {}
-        self._locations: dict[str, Any] = {}
+        self._locations: dict[str, Any] = {l.code: l for l in read_rows(session, _LOCATIONS)}
         self._methods = {m.code: m for m in read_rows(session, select(ShippingMethod.__table__).where(ShippingMethod.active.is_(True)))}
         self._taxes: dict[tuple[str, str | None], TaxTable] = {}
+        self._tax_rates = read_rows(session, _TAX_RATES)
         self._stocks: dict[tuple[int, int], Any] | None = None
         self._available: dict[tuple[int, int], int] = {}
         self._promotions = read_rows(session, _ACTIVE)
@@ -111,13 +144,11 @@ class BatchLookups(Lookups):
         self._used_total: dict[int, int] = defaultdict(int)
         self._used_by: dict[tuple[int, int], int] = defaultdict(int)
         if limited:
-            for promo_id, customer_id, count in session.execute(
-                select(PromotionRedemption.promotion_id, PromotionRedemption.customer_id, func.count())
-                .where(PromotionRedemption.promotion_id.in_(limited), PromotionRedemption.voided.is_(False))
-                .group_by(PromotionRedemption.promotion_id, PromotionRedemption.customer_id)
-            ):
+            for promo_id, count in read_rows(session, _USES, {"ids": limited}):
                 self._used_total[promo_id] += count
-                if customer_id is not None:
+            per_customer = [p.id for p in self._limited]
+            if per_customer and ids:  # only the batch's customers can use theirs up
+                for promo_id, customer_id, count in read_rows(session, _USES_BY, {"promos": per_customer, "customers": ids}):
                     self._used_by[(promo_id, customer_id)] += count
         self._product_ids = {p.id for p in self._products.values()}
 
@@ -156,7 +187,7 @@ class BatchLookups(Lookups):
     def taxes(self, country: str, region: str | None) -> TaxTable:
         key = (country, region)
         if key not in self._taxes:
-            self._taxes[key] = super().taxes(country, region)
+            self._taxes[key] = _RatesRead(self._tax_rates, country, region)
         return self._taxes[key]
 
     def stock(self, product_ids: set[int], location_ids: set[int], *, lock: bool, before_allocation: Any) -> tuple[dict, dict]:
@@ -964,7 +995,101 @@ def refund_returns(session: Session, refunds: dict[str, datetime], *, actor: str
     return {number: plan[4] for number, plan in zip(numbers, plans)}
 
 
+# --- purchase orders received in a batch ------------------------------------------------------------
+
+_POS_LOCKED = select(PurchaseOrder.__table__).where(PurchaseOrder.number.in_(bindparam("numbers", expanding=True))).order_by(PurchaseOrder.id).with_for_update()
+_PO_LINES = (
+    select(PurchaseOrderLine.id, PurchaseOrderLine.purchase_order_id, PurchaseOrderLine.product_id, PurchaseOrderLine.quantity_ordered,
+           PurchaseOrderLine.quantity_received, Product.sku)
+    .join(Product, Product.id == PurchaseOrderLine.product_id)
+    .where(PurchaseOrderLine.purchase_order_id.in_(bindparam("ids", expanding=True))).order_by(PurchaseOrderLine.id)
+)
+_SET_PO_LINE_RECEIVED = (
+    update(PurchaseOrderLine.__table__).where(PurchaseOrderLine.id == bindparam("lid")).values(quantity_received=bindparam("received"))
+)
+_SET_PO_STATUS = (
+    update(PurchaseOrder.__table__).where(PurchaseOrder.id == bindparam("pid"))
+    .values(status=bindparam("status"), closed_at=func.coalesce(bindparam("closed_at"), PurchaseOrder.closed_at))
+)
+_ALL_LOCATIONS = select(Location.id, Location.code)
+
+
+def receive_purchase_orders(session: Session, receipts: list[tuple[str, list[ReceiptLineIn | dict[str, Any]] | None]], *,
+                            actor: str | None = None) -> dict[str, str]:
+    """`purchasing.receive_purchase_order` for a day's deliveries: each receipt (PO number, lines; None
+    for everything outstanding) checked the same way and booked in as 'receipt' ledger rows at the
+    PO's location, the PO's received quantities and status moved on, a 'purchase_order.received'
+    webhook each; then backorders of these SKUs are filled once, from everything that came in.
+    Returns each PO's status; one receipt that cannot be booked refuses the whole batch."""
+    session.flush()
+    if not receipts:
+        return {}
+    pos = {po.number: po for po in read_rows(session, _POS_LOCKED, {"numbers": sorted({n for n, _ in receipts})})}
+    for number, _ in receipts:
+        if number not in pos:
+            raise UnknownPurchaseOrder(f"Unknown purchase order {number!r}", purchase_order=number)
+    po_lines: dict[int, list[Any]] = defaultdict(list)
+    for line in read_rows(session, _PO_LINES, {"ids": [po.id for po in pos.values()]}):
+        po_lines[line.purchase_order_id].append(line)
+    received = {l.id: l.quantity_received for lines in po_lines.values() for l in lines}
+    status = {po.id: po.status for po in pos.values()}
+    plans = []
+    for number, lines in receipts:
+        po = pos[number]
+        if status[po.id] not in ("sent", "partially_received"):
+            raise InvalidTransition(f"Purchase order {number} is {status[po.id]}; only sent orders can be received", status=status[po.id])
+        by_sku = {l.sku: l for l in po_lines[po.id]}
+        wanted = _parse_all(ReceiptLineIn, list(lines), f"receipt of {number}") if lines is not None else [
+            ReceiptLineIn(sku=sku, quantity=l.quantity_ordered - received[l.id]) for sku, l in by_sku.items() if l.quantity_ordered > received[l.id]
+        ]
+        if not wanted:
+            raise ValidationError(f"Cannot receive purchase order {number}: no lines given", errors=[{"field": "lines", "reason": "no lines to receive"}])
+        skus = [item.sku for item in wanted]
+        errors = [{"field": f"lines.{sku}", "reason": "appears more than once"} for sku in sorted({x for x in skus if skus.count(x) > 1})]
+        for item in wanted:
+            line = by_sku.get(item.sku)
+            if line is None:
+                errors.append({"field": f"lines.{item.sku}", "reason": "not on this purchase order"})
+            elif item.quantity > line.quantity_ordered - received[line.id]:
+                errors.append({"field": f"lines.{item.sku}", "reason": f"receives {item.quantity}, only {line.quantity_ordered - received[line.id]} outstanding"})
+        if errors:
+            raise ValidationError(f"Cannot receive purchase order {number}: " + "; ".join(e["field"] + " " + e["reason"] for e in errors), errors=errors)
+        for item in wanted:
+            received[by_sku[item.sku].id] += item.quantity
+        done = all(received[l.id] >= l.quantity_ordered for l in po_lines[po.id])
+        status[po.id] = "received" if done else "partially_received"
+        plans.append((po, [(by_sku[item.sku], item.quantity) for item in wanted], status[po.id], done))
+    locations = dict(read_rows(session, _ALL_LOCATIONS))
+    product_ids = {line.product_id for _, items, _, _ in plans for line, _ in items}
+    inventory.stock_rows(session, product_ids, locations, lock=True)  # every location: backorders may draw on any
+    stocks = _stock_rows(session, {(line.product_id, po.location_id) for po, items, _, _ in plans for line, _ in items}, create=True)
+    now = utcnow()
+    per_stock: dict[int, int] = defaultdict(int)
+    movements, webhook_events, closed = [], [], {}
+    for po, items, new_status, done in plans:
+        for line, quantity in items:
+            stock_id = stocks[(line.product_id, po.location_id)].id
+            per_stock[stock_id] += quantity
+            movements.append({"stock_id": stock_id, "kind": "receipt", "quantity": quantity, "reserved_change": 0, "reason": None,
+                              "reference": f"po:{po.number}", "actor": actor, "at": now})
+        if done:
+            closed[po.id] = now
+        webhook_events.append(("purchase_order.received", {
+            "purchase_order": po.number, "status": new_status, "location": locations[po.location_id],
+            "lines": [{"sku": line.sku, "received": quantity} for line, quantity in items]}, None, None))
+    _write_some(session, _ADD_ON_HAND, [{"sid": sid, "units": q} for sid, q in sorted(per_stock.items())])
+    _write_some(session, _INSERT_MOVEMENTS, movements)
+    touched = {line.id for _, items, _, _ in plans for line, _ in items}
+    _write_some(session, _SET_PO_LINE_RECEIVED, [{"lid": lid, "received": received[lid]} for lid in sorted(touched)])
+    _write_some(session, _SET_PO_STATUS, [{"pid": po.id, "status": status[po.id], "closed_at": closed.get(po.id)}
+                                           for po in pos.values()])
+    webhooks.emit_many(session, webhook_events)
+    _forget_loaded(session, PurchaseOrder, PurchaseOrderLine, Stock)
+    fill_backorders(session, product_ids=product_ids, actor=actor)
+    return {po.number: status[po.id] for po in pos.values()}
+
+
 __all__ = [
     "BatchLookups", "BulkOrder", "BulkResult", "ReturnReceipt", "create_customers", "deliver_shipments", "place_orders", "receive_returns",
-    "receive_stock", "refund_returns", "ship_orders", "transfer_stock",
+    "receive_purchase_orders", "receive_stock", "refund_returns", "ship_orders", "transfer_stock",
 ]

@@ -685,20 +685,28 @@ class Simulation:
             self.report.promotions += 1
 
     def _receive_purchase_orders(self, s: Session, day: int) -> None:
+        """Deliveries from suppliers: with the core's batched `receive_purchase_orders` when it has it
+        (one call for the morning's deliveries), else one purchase order at a time."""
         w = self.world
+        receipts: list[tuple[str, list[dict[str, Any]]]] = []
         for number, loc, lines, partial in self.po_arrivals.pop(day, []):
             if partial:  # the supplier ships most of it now, the rest a few days later
                 now = {sku: max(1, int(q * self.rng.uniform(0.6, 0.9))) for sku, q in lines.items()}
                 rest = {sku: lines[sku] - q for sku, q in now.items() if lines[sku] - q > 0}
-                purchasing.receive_purchase_order(s, number, [{"sku": w.skus.code[k], "quantity": q} for k, q in now.items()], actor=ACTOR)
                 if rest:
                     self.po_arrivals[day + self.rng.randint(3, 8)].append((number, loc, rest, False))
                 received = now
             else:
-                purchasing.receive_purchase_order(s, number, [{"sku": w.skus.code[k], "quantity": q} for k, q in lines.items()], actor=ACTOR)
                 received = lines
+            receipts.append((number, [{"sku": w.skus.code[k], "quantity": q} for k, q in received.items()]))
             for sku, q in received.items():
                 self.on_order[sku, loc] -= q
+        helper = self.recorder.bulk_helper("receive_purchase_orders")
+        if helper is not None and receipts:
+            helper(s, receipts, actor=ACTOR)
+            return
+        for number, items in receipts:
+            purchasing.receive_purchase_order(s, number, items, actor=ACTOR)
 
     def _do_transfers(self, s: Session, day: int) -> None:
         """Trucks from the warehouses arrive at the stores: transfer what the warehouse can give."""

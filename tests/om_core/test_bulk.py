@@ -394,3 +394,74 @@ def test_a_return_that_cannot_be_refunded_refuses_the_batch(store):
         bulk.refund_returns(s, {rmas[2]: NOW + timedelta(days=4)})
     refused(store, InvalidTransition, lambda s: bulk.refund_returns(s, {rmas[0]: NOW, rmas[2]: NOW}))  # refunded already
     refused(store, UnknownReturn, lambda s: bulk.refund_returns(s, {rmas[0]: NOW, "RMA-NOPE": NOW}))
+
+
+# --- purchase orders received in a batch ----------------------------------------------------------------
+
+
+def _sent_po(db, lines, location="WH-EAST"):
+    from om_core.services import purchasing
+
+    with db.transaction() as s, frozen_at(NOW - timedelta(days=5)):
+        po = purchasing.create_purchase_order(s, {"supplier": "ACME", "location": location, "lines": lines}, actor="buyer")
+        purchasing.send_purchase_order(s, po.number)
+        return po.number
+
+
+def _received_state(s):
+    from om_core.models import OutboxMessage, PurchaseOrder, PurchaseOrderLine, Reservation, Stock
+
+    q = lambda stmt: sorted(tuple(map(str, r)) for r in s.execute(stmt))  # noqa: E731
+    return {
+        "pos": q(select(PurchaseOrder.number, PurchaseOrder.status, PurchaseOrder.closed_at)),
+        "po_lines": q(select(PurchaseOrderLine.id, PurchaseOrderLine.quantity_received)),
+        "stock": q(select(Stock.product_id, Stock.location_id, Stock.on_hand)),
+        "movements": q(select(Stock.product_id, Stock.location_id, StockMovement.kind, StockMovement.quantity, StockMovement.reference,
+                              StockMovement.at).join(Stock, Stock.id == StockMovement.stock_id)),
+        "reserved": q(select(Reservation.order_line_id, Reservation.quantity, Reservation.status)),
+        "lines": q(select(OrderLine.id, OrderLine.quantity_backordered)),
+        "orders": q(select(Order.number, Order.status)),
+        "webhooks": q(select(OutboxMessage.kind, OutboxMessage.subject)),
+    }
+
+
+def test_receive_purchase_orders_in_a_batch_like_one_by_one(store):
+    from om_core.services import purchasing
+
+    waiting = place(store, [web_order(("PREORDER", 2), allow_backorder=True)])[0]  # waits for the goods
+    first = _sent_po(store, [{"sku": "TEE-S", "quantity": 10}, {"sku": "KETTLE", "quantity": 4}], "WH-EAST")
+    second = _sent_po(store, [{"sku": "PREORDER", "quantity": 6}], "WH-WEST")
+    receipts = [(first, [{"sku": "TEE-S", "quantity": 4}]), (second, None), (first, [{"sku": "TEE-S", "quantity": 6}, {"sku": "KETTLE", "quantity": 4}])]
+    with pytest.raises(_Undo), store.transaction() as s, frozen_at(NOW):
+        for number, lines in receipts:
+            purchasing.receive_purchase_order(s, number, lines, actor="clerk")
+        s.flush()
+        expected = _received_state(s)
+        raise _Undo
+    with store.transaction() as s, frozen_at(NOW):
+        statuses = bulk.receive_purchase_orders(s, receipts, actor="clerk")
+    assert statuses == {first: "received", second: "received"}
+    with store.read() as s:
+        assert _received_state(s) == expected
+        assert orders.get_order(s, waiting.number).status == "placed"  # the backorder got its units
+        assert inventory.verify_ledger(s) == []
+
+
+@pytest.mark.parametrize("receipt, error", [
+    (("PO-NOPE", None), "UnknownPurchaseOrder"),
+    (("{0}", [{"sku": "MUG", "quantity": 1}]), "ValidationError"),  # not on the PO
+    (("{0}", [{"sku": "TEE-S", "quantity": 10}]), "ValidationError"),  # 9 outstanding after the first receipt
+    (("{0}", [{"sku": "TEE-S", "quantity": 1}, {"sku": "TEE-S", "quantity": 1}]), "ValidationError"),
+    (("{0}", [{"sku": "TEE-S", "quantity": 0}]), "ValidationError"),
+    (("{0}", []), "ValidationError"),
+    (("{1}", None), "InvalidTransition"),  # never sent
+])
+def test_a_receipt_that_cannot_be_booked_refuses_the_batch(store, receipt, error):
+    import om_core.errors as errors
+    from om_core.services import purchasing
+
+    number = _sent_po(store, [{"sku": "TEE-S", "quantity": 10}])
+    with store.transaction() as s:
+        draft = purchasing.create_purchase_order(s, {"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "MUG", "quantity": 5}]}).number
+    bad = (receipt[0].format(number, draft), receipt[1])
+    refused(store, getattr(errors, error), lambda s: bulk.receive_purchase_orders(s, [(number, [{"sku": "TEE-S", "quantity": 1}]), bad]))
