@@ -157,6 +157,8 @@ class ForecastConfig:
     recent_days_for_own_average: int = 14
     """A short series with at least this many days uses its own average; shorter ones their category's."""
     n_jobs: int = 1
+    """statsforecast worker processes (forked). Keep 1 inside a process that runs threads (an in-process
+    Dagster run): forking such a process can deadlock a worker."""
     selection: str = "mase+rmsse"
     """Backtest score minimised per series: 'mase', 'rmsse' or 'mase+rmsse'."""
     selection_margin: float = 0.25
@@ -236,8 +238,13 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
 # --- model selection ------------------------------------------------------------------------------
 
 
-def _sf(models: list, config: ForecastConfig) -> StatsForecast:
-    return StatsForecast(models=models, freq="D", n_jobs=config.n_jobs, fallback_model=SeasonalNaive(season_length=config.season))
+PARALLEL_MIN_SERIES = 1000
+"""Below this many series a worker pool costs more than it saves."""
+
+
+def _sf(models: list, config: ForecastConfig, series: int) -> StatsForecast:
+    n_jobs = config.n_jobs if series >= PARALLEL_MIN_SERIES else 1
+    return StatsForecast(models=models, freq="D", n_jobs=n_jobs, fallback_model=SeasonalNaive(season_length=config.season))
 
 
 def _select(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, config: ForecastConfig
@@ -248,7 +255,7 @@ def _select(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, con
     names = candidate_names(series_class, config.season)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cv = _sf(models, config).cross_validation(
+        cv = _sf(models, config, group["unique_id"].nunique()).cross_validation(
             h=config.cv_horizon, df=group[["unique_id", "ds", "y"]], n_windows=config.cv_windows, step_size=config.cv_horizon)
     fitted_names = [m.alias for m in models]
     cv[fitted_names] = cv[fitted_names].clip(lower=0).fillna(0.0)
@@ -322,7 +329,7 @@ def _final_forecast(group: pd.DataFrame, selected: pd.Series, series_class: str,
         sub = group[group["unique_id"].isin(ids)][["unique_id", "ds", "y"]]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fc = _sf([model_by_name(base, config.season)], config).forecast(h=h, df=sub)
+            fc = _sf([model_by_name(base, config.season)], config, len(ids)).forecast(h=h, df=sub)
         fc = fc[["unique_id", "ds", base]].assign(**{base: fc[base].clip(lower=0).fillna(0.0)})
         wide = fc if wide is None else wide.merge(fc, on=["unique_id", "ds"], how="outer")
     if wide is None:

@@ -73,10 +73,12 @@ class ForecastSettings(dg.Config):
     backtest_days: int = 84
     backtest_series: int = 150
 
-    def forecast_config(self) -> ForecastConfig:
-        import os
+    n_jobs: int = 1
+    """Worker processes for statsforecast. More than 1 forks the run's process: only safe when the run has
+    its own process (the Dagster multiprocess executor), not in `storeom pipeline run`'s in-process run."""
 
-        return ForecastConfig(horizon=self.horizon_days, n_jobs=os.cpu_count() or 1)
+    def forecast_config(self) -> ForecastConfig:
+        return ForecastConfig(horizon=self.horizon_days, n_jobs=self.n_jobs)
 
     def policy(self) -> ReorderPolicy:
         return ReorderPolicy(service_levels={"A": self.service_level_a, "B": self.service_level_b, "C": self.service_level_c},
