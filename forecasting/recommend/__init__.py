@@ -3,9 +3,9 @@ related products, targeted offers and the offline evaluation. Pure functions on 
 
 from forecasting.recommend.evaluate import evaluate, ranking_metrics, time_split
 from forecasting.recommend.model import ItemItemModel, fit
+from forecasting.recommend.offers import offer_targets
 from forecasting.recommend.recommend import Rules, recommend
 from forecasting.recommend.related import related_products
-from forecasting.recommend.offers import offer_targets
 from forecasting.recommend.replenish import consumable_categories, replenishment
 
 __all__ = ["ItemItemModel", "Rules", "consumable_categories", "evaluate", "fit", "offer_targets", "ranking_metrics", "recommend",

@@ -61,7 +61,7 @@ def ranking_metrics(recs: pd.DataFrame, relevant: pd.DataFrame, k: int = K) -> d
     discounts = np.cumsum(1 / np.log2(np.arange(2, k + 2)))
     per["idcg"] = discounts[np.minimum(n_rel.to_numpy(), k) - 1]
     return {"precision": float((per["hits"] / k).mean()), "recall": float((per["hits"] / n_rel).mean()),
-            "ndcg": float((per["dcg"] / per["idcg"]).mean()), "customers": int(len(per))}
+            "ndcg": float((per["dcg"] / per["idcg"]).mean()), "customers": len(per)}
 
 
 def popularity_lists(model, customer_ids: np.ndarray, k: int = K, exclude_bought: bool = True) -> pd.DataFrame:

@@ -47,7 +47,7 @@ def depth(promotions: pd.DataFrame, catalog: pd.DataFrame) -> pd.Series:
             d = get / (buy + get)
         else:
             ref = price.get(p.target) if p.scope == "sku" else (by_cat.get(p.target) if p.scope == "category" else price.mean())
-            d = value / float(ref) if ref and ref == ref and float(ref) > 0 else 0.0
+            d = value / float(ref) if ref is not None and pd.notna(ref) and float(ref) > 0 else 0.0
         out.append(min(max(d, 0.0), 1.0))
     return pd.Series(out, index=promotions["promotion_id"].to_numpy(), dtype="float64")
 

@@ -182,7 +182,7 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     item_cat = sp.csr_matrix((np.ones(n_items, dtype="float32"), (np.arange(n_items), cat_of_item)), shape=(n_items, len(cat_codes)))
     since_first = (model.as_of.to_datetime64() - model.first_sold) / np.timedelta64(1, "D")
     is_new_item = np.isnan(since_first) | (since_first < rules.new_item_days)
-    cat_total = np.asarray((model.history.sum(axis=0) @ item_cat)).ravel()
+    cat_total = np.asarray(model.history.sum(axis=0) @ item_cat).ravel()
     cat_prior = cat_total / max(cat_total.sum(), 1e-12)
     cat_prior_weight = rules.category_prior
     cat_sim = category_similarity(model.history @ item_cat)
@@ -318,13 +318,13 @@ def _reasons(df: pd.DataFrame, names: np.ndarray, cat_codes: np.ndarray, segment
     rep = kind == "replenish"
     if rep.any():
         typical = df["typical"].eq(True).to_numpy() if "typical" in df else np.zeros(len(df), dtype=bool)
-        out[rep] = [(f"customers buy it again about every {int(round(i))} days; you bought it {int(s)} days ago" if t else
-                     f"you buy it about every {int(round(i))} days; last bought {int(s)} days ago")
+        out[rep] = [(f"customers buy it again about every {round(i)} days; you bought it {int(s)} days ago" if t else
+                     f"you buy it about every {round(i)} days; last bought {int(s)} days ago")
                     for i, s, t in zip(df.loc[rep, "interval"], df.loc[rep, "since"], typical[rep])]
     anchor = df["anchor"].fillna(-1).to_numpy(dtype="int64") if "anchor" in df else np.full(len(df), -1)
     sim = (~rep) & (anchor >= 0)
     if sim.any():
-        out[sim] = [f"bought with {names[a]} by {max(1, int(round(100 * s)))}% of its buyers"
+        out[sim] = [f"bought with {names[a]} by {max(1, round(100 * s))}% of its buyers"
                     for a, s in zip(anchor[sim], df.loc[sim, "share"])]
     newsku = (~rep) & (~sim) & (df["newsku"].fillna(0).to_numpy() > 0) & (df["newsku"].fillna(0).to_numpy() >= df["aff"].fillna(0).to_numpy())
     if newsku.any():

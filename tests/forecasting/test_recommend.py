@@ -9,8 +9,18 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from forecasting.recommend import (Rules, consumable_categories, evaluate, fit, offer_targets, ranking_metrics, recommend,
-                                   related_products, replenishment, time_split)
+from forecasting.recommend import (
+    Rules,
+    consumable_categories,
+    evaluate,
+    fit,
+    offer_targets,
+    ranking_metrics,
+    recommend,
+    related_products,
+    replenishment,
+    time_split,
+)
 from forecasting.recommend.model import top_k_neighbours
 
 AS_OF = pd.Timestamp("2026-03-31")
@@ -255,7 +265,7 @@ def test_a_rare_co_purchase_is_not_given_as_the_reason() -> None:
 
 def test_nothing_before_the_cut_off_gives_an_empty_evaluation_not_an_error() -> None:
     lines = pd.DataFrame([line(c, "A1", "2026-03-20") for c in range(1, 4)])  # all after the cut-off (03-03)
-    table, info = evaluate(lines, AS_OF)
+    table, _ = evaluate(lines, AS_OF)
     assert len(table) == 4 and (table.customers == 0).all() and (table.recall_at_10 == 0).all()
     empty = recommend(fit(lines.iloc[:0], AS_OF), pd.DataFrame({"customer_id": [1]}))
     assert empty.empty and list(empty.columns) == ["customer_id", "sku", "rank", "score", "reason", "kind"]

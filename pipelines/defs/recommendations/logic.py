@@ -104,13 +104,13 @@ def unwanted_returns(returns: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame
 
 def build_recommendations(lines: pd.DataFrame, customers: pd.DataFrame, segments: pd.DataFrame, returns: pd.DataFrame,
                           snapshots: pd.DataFrame, product_rows: pd.DataFrame, channel_locations: pd.DataFrame,
-                          as_of: date, rules: Rules = Rules()) -> pd.DataFrame:
+                          as_of: date, rules: Rules | None = None) -> pd.DataFrame:
     catalog = products(product_rows)
     sold = lines["sku"].dropna().astype(str).unique()
     model = fit(lines, as_of, skus=np.union1d(sold, catalog.loc[catalog["active"], "sku"].to_numpy(dtype=str)))
     return recommend(model, customer_profiles(customers, segments, lines), catalog=catalog,
                      availability=availability(snapshots, channel_locations), unwanted=unwanted_returns(returns, lines),
-                     replenish=replenishment(lines, as_of), rules=rules)
+                     replenish=replenishment(lines, as_of), rules=rules or Rules())
 
 
 def build_related(lines: pd.DataFrame, as_of: date) -> pd.DataFrame:
