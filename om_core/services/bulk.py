@@ -34,6 +34,7 @@ from om_core.errors import (
     StoreOMError,
     UnknownCustomer,
     UnknownLocation,
+    UnknownOrder,
     UnknownProduct,
     UnknownPurchaseOrder,
     ValidationError,
@@ -73,7 +74,7 @@ from om_core.services.inventory import ReceiptIn, TransferIn
 from om_core.services.purchasing import ReceiptLineIn
 from om_core.services.orders import Lookups, OrderIn, _new_number, _record_orders, build_draft, fill_backorders, status_from
 from om_core.services.promotions import _ACTIVE, normalize_codes, select_promotions
-from om_core.services.returns import InspectionIn, UnknownReturn, refund_amount
+from om_core.services.returns import InspectionIn, NotReturnable, ReturnIn, UnknownReturn, refund_amount, return_window_days
 from om_core.services.taxes import TaxTable
 from om_core.validation import parse
 
@@ -822,6 +823,115 @@ def _return_rows(session: Session, numbers: list[str]) -> tuple[dict[str, Any], 
     return rmas, lines
 
 
+@dataclass
+class ReturnOpening:
+    """A return (RMA) to open on `order_number` (a `returns.ReturnIn`), at `at` (default now)."""
+
+    order_number: str
+    request: ReturnIn | dict[str, Any]
+    at: datetime | None = None
+
+
+_ORDERS_BY_NUMBER_LOCKED = select(Order.__table__).where(Order.number.in_(bindparam("numbers", expanding=True))).order_by(Order.id).with_for_update()
+_BEING_RETURNED = (
+    select(ReturnLine.order_line_id, func.sum(ReturnLine.quantity))
+    .join(ReturnRequest, ReturnRequest.id == ReturnLine.return_id)
+    .where(ReturnRequest.order_id.in_(bindparam("ids", expanding=True)), ReturnRequest.status != "cancelled")
+    .group_by(ReturnLine.order_line_id)
+)
+_LAST_DELIVERIES = (
+    select(ShipmentLine.order_line_id, func.max(Shipment.delivered_at))
+    .join(Shipment, Shipment.id == ShipmentLine.shipment_id)
+    .where(Shipment.order_id.in_(bindparam("ids", expanding=True)), Shipment.delivered_at.is_not(None))
+    .group_by(ShipmentLine.order_line_id)
+)
+_RETURNABLE = select(Product.id, Product.returnable).where(Product.id.in_(bindparam("ids", expanding=True)))
+_INSERT_RETURNS = insert(ReturnRequest.__table__).returning(ReturnRequest.id, sort_by_parameter_order=True)
+_INSERT_RETURN_LINES = insert(ReturnLine.__table__)
+
+
+def open_returns(session: Session, openings: list[ReturnOpening], *, actor: str | None = None) -> list[BulkResult]:
+    """`returns.open_return` for many returns, as if opened one by one in this order: the same checks
+    (delivered units not already being returned, counting the batch's earlier openings; returnable
+    SKUs; the return window from the last delivery, or the hand-over of a till sale). Each result is
+    the return's number or the error that opening got; the others still go through."""
+    session.flush()
+    results = [BulkResult(None) for _ in openings]
+    parsed: list[tuple[int, ReturnIn]] = []
+    for i, o in enumerate(openings):
+        try:
+            parsed.append((i, parse(ReturnIn, o.request)))
+        except StoreOMError as exc:
+            results[i].error = exc
+    if not parsed:
+        return results
+    orders = {o.number: o for o in _select_in(session, _ORDERS_BY_NUMBER_LOCKED, "numbers", sorted({openings[i].order_number for i, _ in parsed}))}
+    book = _Orders(session, {o.id for o in orders.values()})
+    order_ids = sorted(book.orders)
+    returning: dict[int, int] = defaultdict(int)
+    for line_id, units in _select_in(session, _BEING_RETURNED, "ids", order_ids):
+        returning[line_id] += int(units)
+    last = dict(_select_in(session, _LAST_DELIVERIES, "ids", order_ids))
+    returnable = dict(_select_in(session, _RETURNABLE, "ids", sorted({l.product_id for ls in book.lines.values() for l in ls})))
+    window = timedelta(days=return_window_days())
+    opened = []
+    for i, data in parsed:
+        o = openings[i]
+        now = o.at or utcnow()
+        try:
+            order = orders.get(o.order_number)
+            if order is None:
+                raise UnknownOrder(f"Unknown order {o.order_number!r}", order=o.order_number)
+            by_no = {l.line_no: l for l in book.lines[order.id]}
+            errors, seen = [], set()
+            for item in data.lines:
+                line = by_no.get(item.line_no)
+                if line is None:
+                    errors.append({"field": f"lines.{item.line_no}", "reason": "no such line on the order"})
+                    continue
+                if item.line_no in seen:
+                    errors.append({"field": f"lines.{item.line_no}", "reason": "listed twice"})
+                seen.add(item.line_no)
+                if not returnable[line.product_id]:
+                    raise NotReturnable(f"{line.sku} ({line.name}) cannot be returned", sku=line.sku)
+                left = line.quantity_delivered - returning[line.id]
+                if item.quantity > left:
+                    errors.append({"field": f"lines.{item.line_no}", "reason": f"{item.quantity} requested, {left} delivered and not already being returned"})
+                    continue
+                delivered_at = last.get(line.id) or order.fulfilment_started_at  # a till sale: from the hand-over
+                if delivered_at is not None and now > delivered_at + window:
+                    raise NotReturnable(f"The return window for {line.sku} closed on {(delivered_at + window):%Y-%m-%d}",
+                                        sku=line.sku, reason="window_closed")
+            if errors:
+                raise ValidationError(f"Cannot open a return on {o.order_number}: " + "; ".join(f"{e['field']} {e['reason']}" for e in errors),
+                                      errors=errors)
+        except StoreOMError as exc:
+            results[i].error = exc
+            continue
+        for item in data.lines:
+            returning[by_no[item.line_no].id] += item.quantity
+        opened.append((i, order, data, by_no, f"RMA-{secrets.token_hex(4).upper()}", now))
+    if not opened:
+        return results
+    ids = [r[0] for r in write_rows(session, _INSERT_RETURNS, [
+        dict(number=number, order_id=order.id, status="open", reason_code=data.reason_code, note=data.note, opened_by=actor, opened_at=now)
+        for _, order, data, _, number, now in opened
+    ])]
+    write_rows(session, _INSERT_RETURN_LINES, [
+        dict(return_id=rid, order_line_id=by_no[item.line_no].id, quantity=item.quantity, reason_code=item.reason_code or data.reason_code)
+        for rid, (_, _, data, by_no, _, _) in zip(ids, opened) for item in data.lines
+    ])
+    record_events(session, [
+        dict(order_id=order.id, kind="return_opened", actor=actor, channel=None, at=now,
+             data={"return_number": number, "reason": data.reason_code, "lines": {str(item.line_no): item.quantity for item in data.lines}})
+        for _, order, data, _, number, now in opened
+    ])
+    for i, _, _, _, number, _ in opened:
+        results[i].number = number
+    _forget_loaded(session, ReturnRequest, ReturnLine)
+    return results
+
+
 def receive_returns(session: Session, receipts: list[ReturnReceipt], *, actor: str | None = None) -> list[str]:
     """`returns.receive_return` for many returns: the goods back at each receipt's location and
     inspected; resellable units restocked and the others written off through the ledger, lines'
@@ -1090,6 +1200,7 @@ def receive_purchase_orders(session: Session, receipts: list[tuple[str, list[Rec
 
 
 __all__ = [
-    "BatchLookups", "BulkOrder", "BulkResult", "ReturnReceipt", "create_customers", "deliver_shipments", "place_orders", "receive_returns",
+    "BatchLookups", "BulkOrder", "BulkResult", "ReturnOpening", "ReturnReceipt", "create_customers", "deliver_shipments", "open_returns",
+    "place_orders", "receive_returns",
     "receive_purchase_orders", "receive_stock", "refund_returns", "ship_orders", "transfer_stock",
 ]

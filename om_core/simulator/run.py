@@ -1014,6 +1014,7 @@ class Simulation:
             return
         w = self.world
         at_the_store: list[tuple[str, str, datetime, dict[int, str]]] = []
+        wanted: list[tuple[OrderRec, list[tuple[int, int, int, str]], datetime, dict[str, Any]]] = []
         lines = defaultdict(dict)
         for number, line_no, delivered, returned, _ in read_rows(s, _ORDER_LINES, {"numbers": [rec.number for rec, _ in due]}):
             lines[number][line_no] = int(delivered or 0) - int(returned or 0)
@@ -1034,14 +1035,12 @@ class Simulation:
             if not items:
                 continue
             at = self.at(day, self.rng.uniform(13, 23))
-            reason = items[0][3]
-            try:
-                with frozen_at(at), s.begin_nested():
-                    rma = returns.open_return(s, rec.number, {
-                        "reason_code": reason, "lines": [{"line_no": n, "quantity": q, "reason_code": r} for n, _, q, r in items]}, actor=ACTOR)
-                    number = rma.number
-            except StoreOMError:
+            wanted.append((rec, items, at, {"reason_code": items[0][3],
+                                            "lines": [{"line_no": n, "quantity": q, "reason_code": r} for n, _, q, r in items]}))
+        for (rec, items, at, _), number in zip(wanted, self._open(s, [(rec.number, request, at) for rec, _, at, request in wanted])):
+            if number is None:
                 continue
+            plan = rec.plan
             self.report.returns += 1
             conditions = {}
             for n, _, _, r in items:
@@ -1059,6 +1058,23 @@ class Simulation:
                 store = w.stores[plan.store] if plan.store is not None else w.stores[0]
                 at_the_store.append((number, store, at + timedelta(minutes=10), conditions))
         self._receive_and_refund(s, at_the_store)
+
+    def _open(self, s: Session, wanted: list[tuple[str, dict[str, Any], datetime]]) -> list[str | None]:
+        """Open these returns (order number, request, when): with the core's batched `open_returns`
+        when it has it, else one at a time. The number of each, or None when it was refused."""
+        helper = self.recorder.bulk_helper("open_returns")
+        if helper is not None and wanted:
+            with frozen_at(max(at for _, _, at in wanted)):
+                results = helper(s, [self.recorder.bulk.ReturnOpening(number, request, at) for number, request, at in wanted], actor=ACTOR)
+            return [r.number for r in results]
+        numbers: list[str | None] = []
+        for order_number, request, at in wanted:
+            try:
+                with frozen_at(at), s.begin_nested():
+                    numbers.append(returns.open_return(s, order_number, request, actor=ACTOR).number)
+            except StoreOMError:
+                numbers.append(None)
+        return numbers
 
     def _feedback(self, s: Session, day: int) -> None:
         for rec, delivered_at in self.feedbacks.pop(day, []):

@@ -347,6 +347,58 @@ def _delivered_with_returns(store):
     return rmas
 
 
+def _opened_state(s):
+    from om_core.models import ReturnLine, ReturnRequest
+
+    q = lambda stmt: sorted(tuple(map(str, r)) for r in s.execute(stmt))  # noqa: E731
+    return {
+        "returns": q(select(ReturnRequest.order_id, ReturnRequest.status, ReturnRequest.reason_code, ReturnRequest.opened_by, ReturnRequest.opened_at)),
+        "lines": q(select(ReturnLine.order_line_id, ReturnLine.quantity, ReturnLine.reason_code)),
+        "events": q(select(OrderEvent.order_id, OrderEvent.kind, OrderEvent.at).where(OrderEvent.kind == "return_opened")),
+    }
+
+
+def test_open_returns_in_a_batch_like_one_by_one(store):
+    from om_core.services import returns
+
+    first, second = (r.number for r in place(store, [web_order(("TEE-S", 3), ("MUG", 1)), web_order(("TEE-M", 2), ("BEANS", 1))]))
+    till = place(store, [{"channel": "pos-nyc", "delivery": "carry_out", "location": "ST-NYC", "lines": [{"sku": "MUG", "quantity": 2}],
+                          "payment_token": "tok_till"}])[0].number
+    with store.transaction() as s:
+        shipped = bulk.ship_orders(s, [first, second], at=NOW + timedelta(hours=2))
+        bulk.deliver_shipments(s, {n: NOW + timedelta(days=2) for ns in shipped.values() for n in ns})
+    at = NOW + timedelta(days=3)
+    openings = [
+        bulk.ReturnOpening(first, {"reason_code": "size_fit", "lines": [{"line_no": 1, "quantity": 2}]}, at),
+        bulk.ReturnOpening(first, {"reason_code": "damaged", "lines": [{"line_no": 1, "quantity": 2}]}, at),  # only 1 left to return
+        bulk.ReturnOpening(first, {"reason_code": "damaged", "lines": [{"line_no": 1, "quantity": 1}, {"line_no": 2, "quantity": 1,
+                                                                                                  "reason_code": "defective"}]}, at),
+        bulk.ReturnOpening(second, {"reason_code": "other", "lines": [{"line_no": 2, "quantity": 1}]}, at),  # BEANS: not returnable
+        bulk.ReturnOpening(second, {"reason_code": "other", "lines": [{"line_no": 9, "quantity": 1}]}, at),
+        bulk.ReturnOpening("SO-NOPE", {"reason_code": "other", "lines": [{"line_no": 1, "quantity": 1}]}, at),
+        bulk.ReturnOpening(second, {"reason_code": "nope", "lines": [{"line_no": 1, "quantity": 1}]}, at),
+        bulk.ReturnOpening(till, {"reason_code": "no_longer_needed", "lines": [{"line_no": 1, "quantity": 1}]}, at),
+        bulk.ReturnOpening(till, {"reason_code": "no_longer_needed", "lines": [{"line_no": 1, "quantity": 1}]}, NOW + timedelta(days=40)),
+    ]
+    with pytest.raises(_Undo), store.transaction() as s:
+        single = []
+        for o in openings:
+            try:
+                with frozen_at(o.at), s.begin_nested():
+                    single.append((returns.open_return(s, o.order_number, o.request).number, None))
+            except StoreOMError as exc:
+                single.append((None, exc))
+        expected = _opened_state(s), [(n is None, e.code if e else None) for n, e in single]
+        raise _Undo
+    with store.transaction() as s:
+        results = bulk.open_returns(s, openings)
+    with store.read() as s:
+        got = _opened_state(s), [(r.number is None, r.error.code if r.error else None) for r in results]
+    assert got == expected
+    assert [code for _, code in got[1]] == [None, "validation_error", None, "not_returnable", "validation_error", "unknown_order",
+                                            "validation_error", None, "not_returnable"]
+
+
 def test_receive_and_refund_returns_in_a_batch_like_one_by_one(store):
     from om_core.services import returns
 
