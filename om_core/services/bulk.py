@@ -42,6 +42,7 @@ from om_core.errors import (
 from om_core.models import (
     Address,
     Customer,
+    Feedback,
     IdempotencyKey,
     Location,
     Order,
@@ -69,6 +70,7 @@ from om_core.services import idempotency, inventory, notifications, payments, we
 from om_core.services.catalog import _PRODUCTS_BY_SKU
 from om_core.services.customers import AddressIn, CustomerIn, customers_with_addresses
 from om_core.services.events import record_events
+from om_core.services.feedback import FeedbackIn
 from om_core.services.fulfilment import CARRIERS
 from om_core.services.inventory import ReceiptIn, TransferIn
 from om_core.services.purchasing import ReceiptLineIn
@@ -1105,6 +1107,64 @@ def refund_returns(session: Session, refunds: dict[str, datetime], *, actor: str
     return {number: plan[4] for number, plan in zip(numbers, plans)}
 
 
+# --- feedback in a batch --------------------------------------------------------------------------
+
+
+@dataclass
+class FeedbackEntry:
+    """A customer's feedback on `order_number` (a `feedback.FeedbackIn`), given at `at` (default now)."""
+
+    order_number: str
+    feedback: FeedbackIn | dict[str, Any]
+    at: datetime | None = None
+
+
+_ORDERS_BY_NUMBER = select(Order.id, Order.number, Order.customer_id, Order.status).where(Order.number.in_(bindparam("numbers", expanding=True)))
+_DELIVERED_ORDERS = (
+    select(OrderLine.order_id).where(OrderLine.order_id.in_(bindparam("ids", expanding=True)), OrderLine.quantity_delivered > 0).distinct()
+)
+_HAVE_FEEDBACK = select(Feedback.order_id).where(Feedback.order_id.in_(bindparam("ids", expanding=True)))
+_INSERT_FEEDBACK = insert(Feedback.__table__)
+
+
+def record_feedbacks(session: Session, entries: list[FeedbackEntry], *, actor: str | None = None) -> list[BulkResult]:
+    """`feedback.record_feedback` for many orders: one feedback per order, once part of it has been
+    delivered (an order given twice in the batch: the first counts). Each result names the order, or
+    carries the error that entry got; the others still go through."""
+    session.flush()
+    results = [BulkResult(None) for _ in entries]
+    parsed = []
+    for i, e in enumerate(entries):
+        try:
+            parsed.append((i, parse(FeedbackIn, e.feedback)))
+        except StoreOMError as exc:
+            results[i].error = exc
+    orders = {o.number: o for o in _select_in(session, _ORDERS_BY_NUMBER, "numbers", sorted({entries[i].order_number for i, _ in parsed}))}
+    ids = sorted(o.id for o in orders.values())
+    delivered = {r[0] for r in _select_in(session, _DELIVERED_ORDERS, "ids", ids)}
+    given = {r[0] for r in _select_in(session, _HAVE_FEEDBACK, "ids", ids)}
+    rows, events = [], []
+    for i, data in parsed:
+        number, at = entries[i].order_number, entries[i].at or utcnow()
+        order = orders.get(number)
+        if order is None:
+            results[i].error = UnknownOrder(f"Unknown order {number!r}", order=number)
+        elif order.id not in delivered:
+            results[i].error = InvalidTransition(f"Order {number} has not been delivered yet", order=number, status=order.status)
+        elif order.id in given:
+            results[i].error = AlreadyExists(f"Order {number} already has feedback", order=number)
+        else:
+            given.add(order.id)
+            rows.append(dict(order_id=order.id, customer_id=order.customer_id, rating=data.rating, would_recommend=data.would_recommend,
+                             comment=data.comment, tags=sorted(set(data.tags)), created_at=at))
+            events.append(dict(order_id=order.id, kind="feedback_received", actor=actor, channel=None, at=at,
+                               data={"rating": data.rating, "would_recommend": data.would_recommend}))
+            results[i].number = number
+    _write_some(session, _INSERT_FEEDBACK, rows)
+    record_events(session, events)
+    return results
+
+
 # --- purchase orders received in a batch ------------------------------------------------------------
 
 _POS_LOCKED = select(PurchaseOrder.__table__).where(PurchaseOrder.number.in_(bindparam("numbers", expanding=True))).order_by(PurchaseOrder.id).with_for_update()
@@ -1200,7 +1260,8 @@ def receive_purchase_orders(session: Session, receipts: list[tuple[str, list[Rec
 
 
 __all__ = [
-    "BatchLookups", "BulkOrder", "BulkResult", "ReturnOpening", "ReturnReceipt", "create_customers", "deliver_shipments", "open_returns",
+    "BatchLookups", "BulkOrder", "BulkResult", "FeedbackEntry", "ReturnOpening", "ReturnReceipt", "create_customers", "deliver_shipments",
+    "open_returns", "record_feedbacks",
     "place_orders", "receive_returns",
     "receive_purchase_orders", "receive_stock", "refund_returns", "ship_orders", "transfer_stock",
 ]

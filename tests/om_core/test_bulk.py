@@ -517,3 +517,43 @@ def test_a_receipt_that_cannot_be_booked_refuses_the_batch(store, receipt, error
         draft = purchasing.create_purchase_order(s, {"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "MUG", "quantity": 5}]}).number
     bad = (receipt[0].format(number, draft), receipt[1])
     refused(store, getattr(errors, error), lambda s: bulk.receive_purchase_orders(s, [(number, [{"sku": "TEE-S", "quantity": 1}]), bad]))
+
+
+# --- feedback in a batch --------------------------------------------------------------------------------
+
+
+def test_record_feedbacks_in_a_batch_like_one_by_one(store):
+    from om_core.models import Feedback
+    from om_core.services import feedback
+
+    delivered, waiting = (r.number for r in place(store, [web_order(("MUG", 1)), web_order(("TEE-S", 1))]))
+    with store.transaction() as s:
+        shipped = bulk.ship_orders(s, [delivered], at=NOW)
+        bulk.deliver_shipments(s, {n: NOW + timedelta(days=2) for ns in shipped.values() for n in ns})
+    at = NOW + timedelta(days=3)
+    entries = [bulk.FeedbackEntry(delivered, {"rating": 5, "would_recommend": 9, "comment": "Lovely", "tags": ["price", "price", "accuracy"]}, at),
+               bulk.FeedbackEntry(delivered, {"rating": 1}, at),  # one per order
+               bulk.FeedbackEntry(waiting, {"rating": 4}, at),  # not delivered yet
+               bulk.FeedbackEntry("SO-NOPE", {"rating": 4}, at),
+               bulk.FeedbackEntry(delivered, {"rating": 6}, at)]
+    state = lambda s: (sorted(tuple(map(str, r)) for r in s.execute(select(Feedback.order_id, Feedback.customer_id, Feedback.rating,  # noqa: E731
+                                                                                Feedback.would_recommend, Feedback.comment, Feedback.tags,
+                                                                                Feedback.created_at))),
+                       sorted(tuple(map(str, r)) for r in s.execute(select(OrderEvent.order_id, OrderEvent.data, OrderEvent.at)
+                                                                     .where(OrderEvent.kind == "feedback_received"))))
+    with pytest.raises(_Undo), store.transaction() as s:
+        codes = []
+        for e in entries:
+            try:
+                with frozen_at(e.at), s.begin_nested():
+                    feedback.record_feedback(s, e.order_number, e.feedback)
+                codes.append(None)
+            except StoreOMError as exc:
+                codes.append(exc.code)
+        expected = state(s), codes
+        raise _Undo
+    with store.transaction() as s:
+        results = bulk.record_feedbacks(s, entries)
+    with store.read() as s:
+        assert (state(s), [r.error.code if r.error else None for r in results]) == expected
+    assert expected[1] == [None, "already_exists", "invalid_transition", "unknown_order", "validation_error"]
