@@ -6,7 +6,7 @@ approval itself is `om_core.services.reorder.approve_reorder`, the same service 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import click
@@ -48,6 +48,13 @@ def select_suggestions(df: pd.DataFrame, *, skus: tuple[str, ...] = (), location
 
 def suggestion_as_of(df: pd.DataFrame) -> date | None:
     return pd.Timestamp(df["as_of"].max()).date() if "as_of" in df.columns and len(df) else None
+
+
+def suggestion_computed_at(df: pd.DataFrame) -> datetime | None:
+    """When the pipeline computed the suggestions (UTC), when the asset says."""
+    if "computed_at" not in df.columns or not len(df):
+        return None
+    return pd.Timestamp(df["computed_at"].max()).tz_localize(None).to_pydatetime().replace(tzinfo=UTC)
 
 
 @click.group("reorder")
@@ -99,7 +106,7 @@ def reorder_approve(skus: tuple[str, ...], location: str | None, all_priority: s
         db = database()
         try:
             with db.transaction() as session:
-                pos = approve_reorder(session, lines, actor=actor, as_of=suggestion_as_of(df))
+                pos = approve_reorder(session, lines, actor=actor, as_of=suggestion_as_of(df), computed_at=suggestion_computed_at(df))
                 result = [{"number": p.number, "supplier": p.supplier_id and _supplier_code(session, p.supplier_id),
                            "location": _location_code(session, p.location_id), "status": p.status,
                            "lines": [{"sku": l.product.sku, "quantity": l.quantity_ordered, "unit_cost": l.unit_cost} for l in p.lines]}

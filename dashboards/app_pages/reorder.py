@@ -8,6 +8,7 @@ import streamlit as st
 
 from dashboards import data
 from dashboards import layout as L
+from om_core.cli_reorder import suggestion_computed_at
 from om_core.errors import StoreOMError
 
 PRIORITIES = ["urgent", "high", "medium", "low"]
@@ -88,7 +89,7 @@ def approve(rows: pd.DataFrame) -> None:
         return
     try:
         with db.transaction() as session:
-            pos = approve_reorder(session, lines, actor="dashboard", as_of=as_of)
+            pos = approve_reorder(session, lines, actor="dashboard", as_of=as_of, computed_at=suggestion_computed_at(sug))
             created = [{"purchase_order": p.number, "supplier": session.get(Supplier, p.supplier_id).code,
                         "location": session.get(Location, p.location_id).code, "status": p.status, "lines": len(p.lines),
                         "units": sum(l.quantity_ordered for l in p.lines),

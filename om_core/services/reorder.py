@@ -38,13 +38,15 @@ class ReorderApprovalIn(Input):
 
 
 def approve_reorder(
-    session: Session, lines: list[ReorderLineIn | dict[str, Any]], *, actor: str | None = None, as_of: date | None = None
+    session: Session, lines: list[ReorderLineIn | dict[str, Any]], *, actor: str | None = None, as_of: date | None = None,
+    computed_at: datetime | None = None,
 ) -> list[PurchaseOrder]:
     """Draft purchase orders for the approved suggestion rows, grouped by (supplier, location).
 
-    The supplier defaults to the SKU's own. With `as_of` (the day the suggestions were computed for),
-    a SKU x location that already got a purchase order after that day is refused: the suggestion did
-    not know about it, so approving it again would order twice.
+    The supplier defaults to the SKU's own. The suggestions knew the purchase orders created before the
+    end of their as-of day and before they were computed (`as_of`, `computed_at`: whichever is given,
+    the earlier counts); a SKU x location that got a purchase order since then is refused, because
+    approving its suggestion again would order twice.
     """
     data = parse(ReorderApprovalIn, {"lines": lines})
     duplicates = sorted(k for k, n in Counter((l.sku, l.location) for l in data.lines).items() if n > 1)
@@ -65,8 +67,9 @@ def approve_reorder(
         raise ValidationError("Some suggestions cannot become purchase orders", errors=errors)
     for code in sorted({l.supplier for l in data.lines if l.supplier}):
         get_supplier(session, code)
-    if as_of is not None:
-        _refuse_already_ordered(session, data.lines, products, locations, as_of)
+    known_until = _known_until(as_of, computed_at)
+    if known_until is not None:
+        _refuse_already_ordered(session, data.lines, products, locations, known_until)
 
     groups: dict[tuple[str, str], list[ReorderLineIn]] = defaultdict(list)
     for line in data.lines:
@@ -84,10 +87,18 @@ def approve_reorder(
     ]
 
 
+def _known_until(as_of: date | None, computed_at: datetime | None) -> datetime | None:
+    limits = []
+    if as_of is not None:
+        limits.append(datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC))
+    if computed_at is not None:
+        limits.append(computed_at if computed_at.tzinfo else computed_at.replace(tzinfo=UTC))
+    return min(limits) if limits else None
+
+
 def _refuse_already_ordered(
-    session: Session, lines: list[ReorderLineIn], products: dict[str, Any], locations: dict[str, Location], as_of: date
+    session: Session, lines: list[ReorderLineIn], products: dict[str, Any], locations: dict[str, Location], after: datetime
 ) -> None:
-    after = datetime.combine(as_of + timedelta(days=1), time(), tzinfo=UTC)
     wanted = {(products[l.sku].id, locations[l.location].id): (l.sku, l.location) for l in lines}
     rows = session.execute(
         select(PurchaseOrderLine.product_id, PurchaseOrder.location_id, PurchaseOrder.number)

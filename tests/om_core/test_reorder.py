@@ -188,3 +188,13 @@ def test_cli_refuses_bad_selections(home: Path, args: tuple[str, ...], code: str
 def test_cli_without_suggestions_says_what_to_run(home: Path) -> None:
     result = _run(home, "approve", "--all-priority", "urgent")
     assert result.exit_code == 1 and "storeom pipeline run" in result.stderr
+
+
+def test_purchase_orders_after_the_suggestions_were_computed_are_refused_even_the_same_day(store: Database) -> None:
+    now = utcnow()
+    with store.transaction() as s:
+        create_purchase_order(s, {"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "MUG", "quantity": 10}]})
+    line = [{"sku": "MUG", "location": "WH-EAST", "quantity": 5}]
+    refused(store, Conflict, lambda s: approve_reorder(s, line, as_of=now.date(), computed_at=now - timedelta(minutes=5)))
+    with store.transaction() as s:  # computed after that purchase order: it knew about it
+        approve_reorder(s, line, as_of=now.date(), computed_at=utcnow() + timedelta(seconds=1))

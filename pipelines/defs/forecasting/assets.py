@@ -52,6 +52,7 @@ REORDER_COLUMNS = {
     "expected_stockout_date": "First day stock runs out without this order (open POs counted on their expected day)",
     "priority": "urgent (out before an order could arrive), high (within lead time + review), medium, low",
     "priority_rank": "1 = act first", "reason": "The numbers in a sentence", "as_of": "The as-of day the suggestion was computed for",
+    "computed_at": "When the suggestion was computed (UTC); approval refuses SKU x locations ordered since",
 }
 POLICY_COLUMNS = {
     "policy": "forecast (this policy) or min_max (Odoo-style rule tuned to the same fill rate)", "series": "SKU x locations replayed",

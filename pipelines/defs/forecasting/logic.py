@@ -98,6 +98,7 @@ def reorder_suggestions(pos: pd.DataFrame, forecast: pd.DataFrame, uncertainty: 
     out = out[out["suggested_qty"] > 0].sort_values("priority_rank")
     out["priority_rank"] = np.arange(1, len(out) + 1)
     out["as_of"] = pd.Timestamp(as_of)
+    out["computed_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("s")
     return out.reset_index(drop=True)
 
 
