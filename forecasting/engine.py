@@ -173,7 +173,8 @@ class ForecastResult:
     """sku, location, series_class, model, selected, mase, rmsse, wape, bias, windows."""
     uncertainty: pd.DataFrame
     """sku, location, series_class, model, sigma (daily RMS backtest error), rho (7-day error-sum variance / 7 sigma²),
-    bias (mean backtest error, actual - forecast, units/day)."""
+    bias (units/day the forecast runs low (+) or high (-): the class's backtest error relative to its forecasts x
+    the series' level), adi and cv2 (the demand-class measures; NaN for new series)."""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -231,7 +232,10 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
     unc_all = unc_all.merge(per[["sku", "location"]], left_on="unique_id", right_index=True)
     model_of = fc.drop_duplicates("unique_id").set_index("unique_id")["model"]
     unc_all["model"] = unc_all["unique_id"].map(model_of)
-    uncertainty = unc_all[["sku", "location", "series_class", "model", "sigma", "rho", "bias"]].reset_index(drop=True)
+    shape = classes.set_index("unique_id")[["adi", "cv2"]] if len(classes) else pd.DataFrame(columns=["adi", "cv2"])
+    unc_all["adi"] = unc_all["unique_id"].map(shape["adi"]).astype(float)
+    unc_all["cv2"] = unc_all["unique_id"].map(shape["cv2"]).astype(float)
+    uncertainty = unc_all[["sku", "location", "series_class", "model", "sigma", "rho", "bias", "adi", "cv2"]].reset_index(drop=True)
     return ForecastResult(forecast=out, backtest=backtest.sort_values(["sku", "location", "model"], ignore_index=True), uncertainty=uncertainty)
 
 
@@ -368,7 +372,14 @@ def _uncertainty(resid: pd.DataFrame, class_of: pd.Series, config: ForecastConfi
     sigma = np.sqrt((r["resid"] ** 2).groupby(r["unique_id"]).mean()).reindex(ids) if len(r) else pd.Series(np.nan, index=ids)
     level = r.groupby("unique_id")["y"].mean().reindex(ids) if len(r) else pd.Series(np.nan, index=ids)
     sigma = sigma.where(sigma > 0, np.sqrt(level.clip(lower=0.01))).fillna(0.1)
-    bias = r.groupby("unique_id")["resid"].mean().reindex(ids).fillna(0.0) if len(r) else pd.Series(0.0, index=ids)
+    if len(r):
+        # One lump in two backtest windows says little about a series' bias; its class's says more.
+        cls_of_row = r["unique_id"].map(class_of)
+        ratio = r.groupby(cls_of_row)["resid"].sum() / r.groupby(cls_of_row)["yhat"].sum().where(lambda v: v > 0)
+        level = r.groupby("unique_id")["yhat"].mean().reindex(ids)
+        bias = (level * class_of.map(ratio).reindex(ids).clip(-0.5, 0.5)).fillna(0.0)
+    else:
+        bias = pd.Series(0.0, index=ids)
     out = pd.DataFrame({"unique_id": ids, "series_class": class_of.to_numpy(), "sigma": sigma.to_numpy(), "bias": bias.to_numpy()})
     if len(r):
         z = r["resid"] / r["unique_id"].map(sigma)

@@ -12,6 +12,7 @@ from scipy import stats
 from forecasting.policy_backtest import compare_policies, min_max_policy, replay
 from forecasting.reorder import (
     abc_classes,
+    compound_poisson_quantile,
     demand_paths,
     demand_quantile,
     lead_time_demand,
@@ -31,6 +32,20 @@ def test_quantile_of_a_sum_is_taken_from_the_sum_not_by_adding_daily_quantiles()
     ten_days = demand_quantile(daily * 10, daily * 10, 0.95)[0]
     assert ten_days < 10 * one_day  # 15.7 vs 30: adding daily quantiles would double the safety stock
     assert demand_quantile(np.array([0.0, 5.0]), np.array([3.0, 0.0]), 0.9).tolist() == [0.0, 5.0]
+
+
+def test_compound_poisson_quantile_matches_simulation_and_keeps_lumps_whole() -> None:
+    rng = np.random.default_rng(0)
+    events, mean, cv2 = 3.0, 12.0, 0.8
+    k, theta = 1 / cv2, mean / (events / cv2)
+    n = rng.poisson(events, 100_000)
+    totals = np.array([rng.gamma(k * c, theta) if c else 0.0 for c in n])
+    ours = compound_poisson_quantile(np.array([mean]), np.array([events]), np.array([cv2]), 0.95)[0]
+    assert ours == pytest.approx(np.quantile(totals, 0.95), rel=0.02)
+    # one sale a month of about 10 units, over 19 days: P(0 or 1 lump) = 0.867, P(<= 2) = 0.973, P(<= 3) = 0.9955
+    lumps = compound_poisson_quantile(np.full(2, 19 / 30 * 10), np.full(2, 19 / 30), np.zeros(2), np.array([0.95, 0.98]))
+    assert 19 < lumps[0] <= 24 and 28 < lumps[1] <= 34  # two or three lumps of ~10 (sizes vary a little: CV² floor 0.05)
+    assert compound_poisson_quantile(np.array([0.0, 2.0]), np.array([0.5, 0.01]), np.array([1.0, 1.0]), 0.9).tolist() == [0.0, 0.0]
 
 
 def test_lead_time_demand_counts_fractional_days_bias_and_supplier_variability() -> None:
@@ -182,3 +197,14 @@ def test_forecast_policy_reaches_the_fill_rate_with_less_stock_than_min_max() ->
     assert out.loc["forecast", "avg_inventory_value"] < out.loc["min_max", "avg_inventory_value"]
     assert list(out.reset_index().columns) == ["policy", "series", "days", "target_fill_rate", "fill_rate", "stockout_days",
                                                 "avg_inventory_value", "orders_placed", "units_ordered", "min_max_k"]
+
+
+def test_slow_lumpy_series_take_their_reorder_point_from_the_compound_distribution() -> None:
+    """0.3 units/day sold as lumps of about 9 units every 30 days: over lead time 9 + review 7 that is
+    0.53 expected lumps; at 95% two lumps are needed, not the moment-matched gamma's long tail."""
+    unc = pd.DataFrame({"sku": ["BEANS"], "location": ["ST-1"], "series_class": ["lumpy"], "sigma": [1.6], "rho": [1.0],
+                        "bias": [0.0], "adi": [30.0], "cv2": [0.05]})
+    out = suggest_reorders(_position(pack_size=1), _flat_forecast(0.3), unc, pd.DataFrame(), AS_OF).iloc[0]
+    expected = np.ceil(compound_poisson_quantile(np.array([0.3 * 16]), np.array([16 / 30]), np.array([0.05]), 0.95)[0])
+    gamma = np.ceil(demand_quantile(np.array([0.3 * 16]), np.array([16 * 1.6**2]), 0.95)[0])
+    assert out.reorder_point == expected and 14 <= expected <= 24 and expected != gamma

@@ -35,7 +35,8 @@ BACKTEST_COLUMNS = {
 UNCERTAINTY_COLUMNS = {
     "sku": "SKU", "location": "Location code", "series_class": "Demand class or new", "model": "Chosen model",
     "sigma": "RMS daily backtest error (units)", "rho": "Variance of 7-day error sums / (7 sigma²)",
-    "bias": "Mean daily backtest error, actual - forecast (units)",
+    "bias": "Units/day the forecast runs low (+) or high (-): the class's relative backtest error x the series' level",
+    "adi": "Days per selling day (last 365 days; null for new series)", "cv2": "Squared CV of the non-zero daily quantities",
 }
 REORDER_COLUMNS = {
     "sku": "SKU", "location": "Receiving location", "supplier": "Supplier code", "category": "Category", "abc_class": "A, B or C by revenue",
