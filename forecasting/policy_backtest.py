@@ -20,7 +20,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from forecasting.reorder import demand_paths, demand_quantile, lead_time_demand, round_to_pack
+from forecasting.reorder import demand_paths, policy_levels, round_to_pack
 
 
 @dataclass
@@ -74,15 +74,8 @@ def forecast_policy(forecast_at: Callable[[date], tuple[pd.DataFrame, pd.DataFra
     def decide(t: int, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         as_of = start + timedelta(days=t - 1)
         fc, unc = forecast_at(as_of)
-        paths = demand_paths(fc, keys, as_of)
-        u = keys[["sku", "location"]].merge(unc, on=["sku", "location"], how="left")
-        sigma = pd.to_numeric(u["sigma"]).fillna(0.5).to_numpy(float)
-        rho = pd.to_numeric(u["rho"]).fillna(1.0).to_numpy(float)
-        bias = pd.to_numeric(u["bias"]).fillna(0.0).to_numpy(float) if "bias" in u else None
-        mean, var = lead_time_demand(paths, lead + review, sigma, rho, lead_std, bias)
-        r_mean, _ = lead_time_demand(paths, review, sigma, rho, np.zeros(len(keys)), bias)
-        s = np.ceil(demand_quantile(mean, var, service) - 1e-9)
-        return s, np.ceil(s + r_mean - 1e-9)
+        s, big_s, _ = policy_levels(demand_paths(fc, keys, as_of), keys, unc, lead, lead_std, review, service)
+        return s, big_s
 
     return decide
 

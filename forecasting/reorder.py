@@ -155,6 +155,33 @@ def stockout_day(start_available: np.ndarray, paths: np.ndarray, arrivals: np.nd
     return np.where(out_now, 0.0, first)
 
 
+def policy_levels(paths: np.ndarray, keys: pd.DataFrame, uncertainty: pd.DataFrame, lead: np.ndarray, lead_std: np.ndarray,
+                  review: np.ndarray, service: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(reorder point s, order-up-to S, expected demand over lead time + review) per row of `keys`.
+
+    `uncertainty` (sku, location, sigma, rho[, bias, series_class, adi, cv2]) describes each series' errors;
+    a series without a row gets a negative-binomial-like sigma from its forecast. Intermittent and lumpy
+    series with an ADI take the quantile from the compound-Poisson form, the others from the gamma."""
+    n = len(keys)
+    u = keys[["sku", "location"]].reset_index(drop=True).merge(uncertainty, on=["sku", "location"], how="left")
+    rate_guess = paths[:, :28].mean(axis=1) if n else np.zeros(0)
+    sigma = pd.to_numeric(u["sigma"]).fillna(pd.Series(np.sqrt(rate_guess + rate_guess**2 / 2))).to_numpy(float)
+    rho = pd.to_numeric(u["rho"]).fillna(1.0).to_numpy(float)
+    bias = pd.to_numeric(u["bias"]).fillna(0.0).to_numpy(float) if "bias" in u else np.zeros(n)
+    protect_mean, protect_var = lead_time_demand(paths, lead + review, sigma, rho, lead_std, bias)
+    review_mean, _ = lead_time_demand(paths, review, sigma, rho, np.zeros(n), bias)
+    quantile = demand_quantile(protect_mean, protect_var, service)
+    if "series_class" in u and "adi" in u:
+        adi = pd.to_numeric(u["adi"]).to_numpy(float)
+        lumpy = u["series_class"].isin(INTERMITTENT).to_numpy() & (adi > 0)
+        if lumpy.any():
+            selling_days = (lead + review)[lumpy] / np.where(np.isfinite(adi[lumpy]), adi[lumpy], np.inf)
+            cv2 = pd.to_numeric(u["cv2"]).fillna(0.5).to_numpy(float)[lumpy]
+            quantile[lumpy] = compound_poisson_quantile(protect_mean[lumpy], selling_days, cv2, service[lumpy])
+    s = np.ceil(quantile - 1e-9)
+    return s, np.ceil(s + review_mean - 1e-9), protect_mean
+
+
 def suggest_reorders(positions: pd.DataFrame, forecast: pd.DataFrame, uncertainty: pd.DataFrame, incoming: pd.DataFrame,
                      as_of: date, policy: ReorderPolicy | None = None) -> pd.DataFrame:
     """Every SKU x location of `positions` with its policy numbers, and the quantity to order now.
@@ -168,28 +195,11 @@ def suggest_reorders(positions: pd.DataFrame, forecast: pd.DataFrame, uncertaint
     p = positions.reset_index(drop=True).copy()
     n = len(p)
     paths = demand_paths(forecast, p, as_of)
-    u = p[["sku", "location"]].merge(uncertainty, on=["sku", "location"], how="left")
-    rate_guess = paths[:, :28].mean(axis=1) if n else np.zeros(0)
-    sigma = pd.to_numeric(u["sigma"]).fillna(pd.Series(np.sqrt(rate_guess + rate_guess**2 / 2))).to_numpy(float)
-    rho = pd.to_numeric(u["rho"]).fillna(1.0).to_numpy(float)
-    bias = pd.to_numeric(u["bias"]).fillna(0.0).to_numpy(float) if "bias" in u else np.zeros(n)
-
     lead = p["lead_time_days"].astype(float).to_numpy()
     lead_std = p["lead_time_std_days"].astype(float).fillna(0.0).to_numpy()
     review = np.full(n, float(policy.review_period_days))
     service = p["abc_class"].map(policy.service_levels).fillna(min(policy.service_levels.values())).to_numpy(float)
-    protect_mean, protect_var = lead_time_demand(paths, lead + review, sigma, rho, lead_std, bias)
-    review_mean, _ = lead_time_demand(paths, review, sigma, rho, np.zeros(n), bias)
-    quantile = demand_quantile(protect_mean, protect_var, service)
-    if "series_class" in u and "adi" in u:
-        lumpy = u["series_class"].isin(INTERMITTENT).to_numpy() & (pd.to_numeric(u["adi"]) > 0).to_numpy()
-        if lumpy.any():
-            adi = pd.to_numeric(u["adi"]).to_numpy(float)[lumpy]
-            selling_days = (lead + review)[lumpy] / np.where(np.isfinite(adi), adi, np.inf)
-            quantile[lumpy] = compound_poisson_quantile(protect_mean[lumpy], selling_days,
-                                                        pd.to_numeric(u["cv2"]).fillna(0.5).to_numpy(float)[lumpy], service[lumpy])
-    s = np.ceil(quantile - 1e-9)
-    order_up_to = np.ceil(s + review_mean - 1e-9)
+    s, order_up_to, protect_mean = policy_levels(paths, p, uncertainty, lead, lead_std, review, service)
 
     on_hand, reserved = p["on_hand"].astype(int).to_numpy(), p["reserved"].astype(int).to_numpy()
     backordered, on_order = p["backordered"].astype(int).to_numpy(), p["on_order"].astype(int).to_numpy()
