@@ -16,9 +16,8 @@ Why this shape:
 
 from __future__ import annotations
 
-import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
@@ -40,14 +39,11 @@ from forecasting.classify import classify
 from forecasting.metrics import accuracy, naive_scales
 from forecasting.series import ALL, impute_censored
 
-log = logging.getLogger(__name__)
-
 BASELINE = "SeasonalNaive"
 PROFILE = "CategoryProfile"
 RECENT = "RecentAverage"
 BOTTOM_UP = "BottomUp"
 NEW = "new"
-LEVELS = (80, 95)
 RESID_COLUMNS = ["unique_id", "ds", "cutoff", "y", "yhat", "resid", "naive", "censored"]
 
 
@@ -170,12 +166,11 @@ class ForecastResult:
     forecast: pd.DataFrame
     """sku, location, ds, forecast, lo_80, hi_80, lo_95, hi_95, model (location ALL = SKU total)."""
     backtest: pd.DataFrame
-    """sku, location, series_class, model, selected, mase, rmsse, wape, bias, windows."""
+    """sku, location, category, series_class, model, selected, mase, rmsse, wape, bias, windows."""
     uncertainty: pd.DataFrame
     """sku, location, series_class, model, sigma (daily RMS backtest error), rho (7-day error-sum variance / 7 sigma²),
     bias (units/day the forecast runs low (+) or high (-): the class's backtest error relative to its forecasts x
     the series' level), adi and cv2 (the demand-class measures; NaN for new series)."""
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFrame | None = None,
@@ -210,7 +205,7 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
     unc = _uncertainty(resid, class_of, config)
 
     new_ids = per.index.difference(established)
-    profile_fc, profile_unc = _profiles(hist, per.loc[new_ids], fitted, cat_map, as_of, h, config)
+    profile_fc, profile_unc = _profiles(hist, per.loc[new_ids], cat_map, as_of, h, config)
     fc = pd.concat([f for f in (fitted, profile_fc) if len(f)], ignore_index=True) if len(fitted) or len(profile_fc) else fitted
     unc_all = pd.concat([u for u in (unc, profile_unc) if len(u)], ignore_index=True) if len(unc) or len(profile_unc) else unc
     fc = fc.merge(unc_all[["unique_id", "series_class", "sigma", "z_lo80", "z_hi80", "z_lo95", "z_hi95"]], on="unique_id", how="left")
@@ -422,7 +417,7 @@ def _bands(fc: pd.DataFrame) -> pd.DataFrame:
 # --- series too new to fit ------------------------------------------------------------------------
 
 
-def _profiles(hist: pd.DataFrame, new: pd.DataFrame, fitted: pd.DataFrame, cat_map: pd.Series, as_of: date, h: int,
+def _profiles(hist: pd.DataFrame, new: pd.DataFrame, cat_map: pd.Series, as_of: date, h: int,
               config: ForecastConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Forecasts for series with too little history: their own weekday-shaped average when they have
     `recent_days_for_own_average` days, else the average SKU of their category at that location (or in
