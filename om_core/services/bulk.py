@@ -13,9 +13,9 @@ from __future__ import annotations
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from types import SimpleNamespace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -73,10 +73,24 @@ from om_core.services.events import record_events
 from om_core.services.feedback import FeedbackIn
 from om_core.services.fulfilment import CARRIERS
 from om_core.services.inventory import ReceiptIn, TransferIn
-from om_core.services.purchasing import ReceiptLineIn
-from om_core.services.orders import Lookups, OrderIn, _new_number, _record_orders, build_draft, fill_backorders, status_from
+from om_core.services.orders import (
+    Lookups,
+    OrderIn,
+    _new_number,
+    _record_orders,
+    build_draft,
+    fill_backorders,
+    status_from,
+)
 from om_core.services.promotions import _ACTIVE, normalize_codes, select_promotions
-from om_core.services.returns import InspectionIn, NotReturnable, ReturnIn, UnknownReturn, refund_amount, return_window_days
+from om_core.services.purchasing import ReceiptLineIn, receipt_lines
+from om_core.services.returns import (
+    InspectionIn,
+    ReturnIn,
+    UnknownReturn,
+    check_return_lines,
+    refund_amount,
+)
 from om_core.services.taxes import TaxTable
 from om_core.validation import parse
 
@@ -875,7 +889,6 @@ def open_returns(session: Session, openings: list[ReturnOpening], *, actor: str 
         returning[line_id] += int(units)
     last = dict(_select_in(session, _LAST_DELIVERIES, "ids", order_ids))
     returnable = dict(_select_in(session, _RETURNABLE, "ids", sorted({l.product_id for ls in book.lines.values() for l in ls})))
-    window = timedelta(days=return_window_days())
     opened = []
     for i, data in parsed:
         o = openings[i]
@@ -885,28 +898,9 @@ def open_returns(session: Session, openings: list[ReturnOpening], *, actor: str 
             if order is None:
                 raise UnknownOrder(f"Unknown order {o.order_number!r}", order=o.order_number)
             by_no = {l.line_no: l for l in book.lines[order.id]}
-            errors, seen = [], set()
-            for item in data.lines:
-                line = by_no.get(item.line_no)
-                if line is None:
-                    errors.append({"field": f"lines.{item.line_no}", "reason": "no such line on the order"})
-                    continue
-                if item.line_no in seen:
-                    errors.append({"field": f"lines.{item.line_no}", "reason": "listed twice"})
-                seen.add(item.line_no)
-                if not returnable[line.product_id]:
-                    raise NotReturnable(f"{line.sku} ({line.name}) cannot be returned", sku=line.sku)
-                left = line.quantity_delivered - returning[line.id]
-                if item.quantity > left:
-                    errors.append({"field": f"lines.{item.line_no}", "reason": f"{item.quantity} requested, {left} delivered and not already being returned"})
-                    continue
-                delivered_at = last.get(line.id) or order.fulfilment_started_at  # a till sale: from the hand-over
-                if delivered_at is not None and now > delivered_at + window:
-                    raise NotReturnable(f"The return window for {line.sku} closed on {(delivered_at + window):%Y-%m-%d}",
-                                        sku=line.sku, reason="window_closed")
-            if errors:
-                raise ValidationError(f"Cannot open a return on {o.order_number}: " + "; ".join(f"{e['field']} {e['reason']}" for e in errors),
-                                      errors=errors)
+            check_return_lines(o.order_number, data, by_no, returning=returning, now=now,
+                               returnable=lambda line: returnable[line.product_id],
+                               delivered_at=lambda line, order=order: last.get(line.id) or order.fulfilment_started_at)
         except StoreOMError as exc:
             results[i].error = exc
             continue
@@ -1209,21 +1203,8 @@ def receive_purchase_orders(session: Session, receipts: list[tuple[str, list[Rec
         if status[po.id] not in ("sent", "partially_received"):
             raise InvalidTransition(f"Purchase order {number} is {status[po.id]}; only sent orders can be received", status=status[po.id])
         by_sku = {l.sku: l for l in po_lines[po.id]}
-        wanted = _parse_all(ReceiptLineIn, list(lines), f"receipt of {number}") if lines is not None else [
-            ReceiptLineIn(sku=sku, quantity=l.quantity_ordered - received[l.id]) for sku, l in by_sku.items() if l.quantity_ordered > received[l.id]
-        ]
-        if not wanted:
-            raise ValidationError(f"Cannot receive purchase order {number}: no lines given", errors=[{"field": "lines", "reason": "no lines to receive"}])
-        skus = [item.sku for item in wanted]
-        errors = [{"field": f"lines.{sku}", "reason": "appears more than once"} for sku in sorted({x for x in skus if skus.count(x) > 1})]
-        for item in wanted:
-            line = by_sku.get(item.sku)
-            if line is None:
-                errors.append({"field": f"lines.{item.sku}", "reason": "not on this purchase order"})
-            elif item.quantity > line.quantity_ordered - received[line.id]:
-                errors.append({"field": f"lines.{item.sku}", "reason": f"receives {item.quantity}, only {line.quantity_ordered - received[line.id]} outstanding"})
-        if errors:
-            raise ValidationError(f"Cannot receive purchase order {number}: " + "; ".join(e["field"] + " " + e["reason"] for e in errors), errors=errors)
+        wanted = receipt_lines(number, {sku: l.quantity_ordered - received[l.id] for sku, l in by_sku.items()},
+                               _parse_all(ReceiptLineIn, list(lines), f"receipt of {number}") if lines is not None else None)
         for item in wanted:
             received[by_sku[item.sku].id] += item.quantity
         done = all(received[l.id] >= l.quantity_ordered for l in po_lines[po.id])

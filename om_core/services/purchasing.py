@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 from om_core.clock import utcnow
 from om_core.errors import InvalidTransition, UnknownPurchaseOrder, ValidationError
 from om_core.models import Location, PurchaseOrder, PurchaseOrderLine
+from om_core.services import webhooks
 from om_core.services.catalog import get_supplier, lead_time, products_by_sku
 from om_core.services.inventory import get_or_create_stock, lock_stock, record_movement
 from om_core.services.locations import get_location
-from om_core.services import webhooks
 from om_core.services.orders import fill_backorders
 from om_core.validation import Amount, Code, Input, parse
 
@@ -106,6 +106,26 @@ def cancel_purchase_order(session: Session, number: str) -> PurchaseOrder:
     return po
 
 
+def receipt_lines(number: str, outstanding: dict[str, int], wanted: list[ReceiptLineIn] | None) -> list[ReceiptLineIn]:
+    """What a receipt books in: `wanted`, or everything `outstanding` (units still due per SKU) when None.
+    Refused: nothing to receive, a SKU twice, a SKU not on the order, more than is outstanding."""
+    if wanted is None:
+        wanted = [ReceiptLineIn(sku=sku, quantity=due) for sku, due in outstanding.items() if due > 0]
+    if not wanted:
+        raise ValidationError(f"Cannot receive purchase order {number}: no lines given", errors=[{"field": "lines", "reason": "no lines to receive"}])
+    skus = [item.sku for item in wanted]
+    errors = [{"field": f"lines.{sku}", "reason": "appears more than once"} for sku in sorted({s for s in skus if skus.count(s) > 1})]
+    for item in wanted:
+        due = outstanding.get(item.sku)
+        if due is None:
+            errors.append({"field": f"lines.{item.sku}", "reason": "not on this purchase order"})
+        elif item.quantity > due:
+            errors.append({"field": f"lines.{item.sku}", "reason": f"receives {item.quantity}, only {due} outstanding"})
+    if errors:
+        raise ValidationError(f"Cannot receive purchase order {number}: " + "; ".join(e["field"] + " " + e["reason"] for e in errors), errors=errors)
+    return wanted
+
+
 def receive_purchase_order(
     session: Session, number: str, lines: list[ReceiptLineIn | dict[str, Any]] | None = None, *, actor: str | None = None
 ) -> PurchaseOrder:
@@ -115,21 +135,8 @@ def receive_purchase_order(
     if po.status not in ("sent", "partially_received"):
         raise InvalidTransition(f"Purchase order {number} is {po.status}; only sent orders can be received", status=po.status)
     by_sku = {l.product.sku: l for l in po.lines}
-    wanted = [parse(ReceiptLineIn, l) for l in lines] if lines is not None else [
-        ReceiptLineIn(sku=sku, quantity=l.quantity_ordered - l.quantity_received) for sku, l in by_sku.items() if l.quantity_ordered > l.quantity_received
-    ]
-    if not wanted:
-        raise ValidationError(f"Cannot receive purchase order {number}: no lines given", errors=[{"field": "lines", "reason": "no lines to receive"}])
-    skus = [item.sku for item in wanted]
-    errors = [{"field": f"lines.{sku}", "reason": "appears more than once"} for sku in sorted({s for s in skus if skus.count(s) > 1})]
-    for item in wanted:
-        line = by_sku.get(item.sku)
-        if line is None:
-            errors.append({"field": f"lines.{item.sku}", "reason": "not on this purchase order"})
-        elif item.quantity > line.quantity_ordered - line.quantity_received:
-            errors.append({"field": f"lines.{item.sku}", "reason": f"receives {item.quantity}, only {line.quantity_ordered - line.quantity_received} outstanding"})
-    if errors:
-        raise ValidationError(f"Cannot receive purchase order {number}: " + "; ".join(e["field"] + " " + e["reason"] for e in errors), errors=errors)
+    wanted = receipt_lines(number, {sku: l.quantity_ordered - l.quantity_received for sku, l in by_sku.items()},
+                           [parse(ReceiptLineIn, l) for l in lines] if lines is not None else None)
     product_ids = {by_sku[item.sku].product_id for item in wanted}
     # lock every stock row of these SKUs first, in id order: backorders may draw on any location
     locked = {s.product_id: s for s in lock_stock(session, product_ids, session.scalars(select(Location.id)).all())

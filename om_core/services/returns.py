@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -95,14 +96,12 @@ def _last_delivery(session: Session, line: OrderLine) -> Any:
     )
 
 
-def open_return(session: Session, order_number: str, data: ReturnIn | dict[str, Any], *, actor: str | None = None) -> ReturnRequest:
-    """Open a return (RMA) for delivered units. Refused: undelivered units, units already being
-    returned, non-returnable SKUs, or a return window that has closed."""
-    data = parse(ReturnIn, data)
-    order = get_order(session, order_number, lock=True)
-    by_no = {l.line_no: l for l in order.lines}
-    returning = _already_returning(session, order)
-    now = utcnow()
+def check_return_lines(order_number: str, data: ReturnIn, by_no: Mapping[int, Any], *, returning: Mapping[int, int], now: datetime,
+                       returnable: Callable[[Any], bool], delivered_at: Callable[[Any], datetime | None]) -> None:
+    """Refuse a return request whose lines are unknown, listed twice, not returnable, more than was
+    delivered and not already being returned, or past the return window (counted from the last delivery,
+    or from the hand-over for a till sale). `by_no` maps line numbers to the order's lines."""
+    window = timedelta(days=return_window_days())
     errors = []
     seen = set()
     for item in data.lines:
@@ -113,22 +112,30 @@ def open_return(session: Session, order_number: str, data: ReturnIn | dict[str, 
         if item.line_no in seen:
             errors.append({"field": f"lines.{item.line_no}", "reason": "listed twice"})
         seen.add(item.line_no)
-        product = session.get_one(Product, line.product_id)
-        if not product.returnable:
+        if not returnable(line):
             raise NotReturnable(f"{line.sku} ({line.name}) cannot be returned", sku=line.sku)
-        returnable = line.quantity_delivered - returning.get(line.id, 0)
-        if item.quantity > returnable:
-            errors.append({"field": f"lines.{item.line_no}",
-                           "reason": f"{item.quantity} requested, {returnable} delivered and not already being returned"})
+        left = line.quantity_delivered - returning.get(line.id, 0)
+        if item.quantity > left:
+            errors.append({"field": f"lines.{item.line_no}", "reason": f"{item.quantity} requested, {left} delivered and not already being returned"})
             continue
-        delivered_at = _last_delivery(session, line) or order.fulfilment_started_at  # a till sale: from the hand-over
-        if delivered_at is not None and now > delivered_at + timedelta(days=return_window_days()):
-            raise NotReturnable(
-                f"The return window for {line.sku} closed on {(delivered_at + timedelta(days=return_window_days())):%Y-%m-%d}",
-                sku=line.sku, reason="window_closed",
-            )
+        since = delivered_at(line)
+        if since is not None and now > since + window:
+            raise NotReturnable(f"The return window for {line.sku} closed on {(since + window):%Y-%m-%d}", sku=line.sku, reason="window_closed")
     if errors:
         raise ValidationError(f"Cannot open a return on {order_number}: " + "; ".join(f"{e['field']} {e['reason']}" for e in errors), errors=errors)
+
+
+def open_return(session: Session, order_number: str, data: ReturnIn | dict[str, Any], *, actor: str | None = None) -> ReturnRequest:
+    """Open a return (RMA) for delivered units. Refused: undelivered units, units already being
+    returned, non-returnable SKUs, or a return window that has closed."""
+    data = parse(ReturnIn, data)
+    order = get_order(session, order_number, lock=True)
+    by_no = {l.line_no: l for l in order.lines}
+    returning = _already_returning(session, order)
+    now = utcnow()
+    check_return_lines(order_number, data, by_no, returning=returning, now=now,
+                       returnable=lambda line: session.get_one(Product, line.product_id).returnable,
+                       delivered_at=lambda line: _last_delivery(session, line) or order.fulfilment_started_at)
     rma = ReturnRequest(number=f"RMA-{secrets.token_hex(4).upper()}", order_id=order.id, status="open", reason_code=data.reason_code,
                         note=data.note, opened_by=actor, opened_at=now)
     rma.lines = [ReturnLine(order_line_id=by_no[i.line_no].id, quantity=i.quantity, reason_code=i.reason_code or data.reason_code)
