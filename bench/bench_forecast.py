@@ -43,13 +43,14 @@ def run(size: str = "small") -> list[Metric]:
 
     from forecasting.engine import ForecastConfig, forecast_demand
     from forecasting.metrics import naive_scales
+    from forecasting.series import series_id
     from forecasting.synthetic import synthetic_demand
 
     n_series, ets_sample = SIZES.get(size, SIZES["small"])
     end = date(2026, 10, 31)
     as_of = end - timedelta(days=HORIZON)
     data = synthetic_demand(n_series, DAYS + HORIZON, end, seed=42)
-    data["unique_id"] = data["sku"] + "@" + data["location"]
+    data["unique_id"] = series_id(data["sku"], data["location"])
     train = data[data["ds"] <= pd.Timestamp(as_of)]
     test = data[data["ds"] > pd.Timestamp(as_of)]
     scales = naive_scales(train.rename(columns={"sold": "y"})).set_index("unique_id")["mae_scale"]
@@ -59,7 +60,7 @@ def run(size: str = "small") -> list[Metric]:
     result = forecast_demand(train[["sku", "location", "ds", "sold", "censored"]], as_of, config=ForecastConfig(n_jobs=n_jobs))
     seconds = time.perf_counter() - started
     fc = result.forecast[result.forecast["location"] != "ALL"]
-    fc = fc.assign(unique_id=fc["sku"] + "@" + fc["location"])
+    fc = fc.assign(unique_id=series_id(fc["sku"], fc["location"]))
     ours = test.merge(fc[["unique_id", "ds", "forecast"]], on=["unique_id", "ds"], how="left")
     mase_ours_all = _mase(ours, ours["forecast"].fillna(0), scales)
 

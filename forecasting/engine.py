@@ -37,7 +37,7 @@ from statsforecast.models import (
 
 from forecasting.classify import classify
 from forecasting.metrics import accuracy, naive_scales
-from forecasting.series import ALL, impute_censored
+from forecasting.series import ALL, impute_censored, series_id
 
 BASELINE = "SeasonalNaive"
 PROFILE = "CategoryProfile"
@@ -182,7 +182,7 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
     config = config or ForecastConfig()
     h = config.horizon
     hist = history[history["ds"] <= pd.Timestamp(as_of)].sort_values(["sku", "location", "ds"], ignore_index=True)
-    hist = hist.assign(y=impute_censored(hist), unique_id=hist["sku"].astype(str) + "@" + hist["location"].astype(str))
+    hist = hist.assign(y=impute_censored(hist), unique_id=series_id(hist["sku"], hist["location"]))
     cat_map = categories.drop_duplicates("sku").set_index("sku")["category"] if categories is not None and len(categories) else pd.Series(dtype=str)
 
     per = hist.groupby("unique_id", sort=False).agg(sku=("sku", "first"), location=("location", "first"),

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from forecasting.reorder import demand_paths, policy_levels, round_to_pack
+from forecasting.reorder import demand_paths, policy_levels, round_to_pack, row_index
 
 
 @dataclass
@@ -119,7 +119,7 @@ def compare_policies(series: pd.DataFrame, keys: pd.DataFrame, params: pd.DataFr
     avg_inventory_value, orders_placed, units_ordered, min_max_k.
     """
     window = pd.date_range(pd.Timestamp(start) - pd.Timedelta(days=28), periods=28 + days, freq="D")
-    idx = keys[["sku", "location"]].reset_index(drop=True).reset_index().rename(columns={"index": "row"})
+    idx = row_index(keys)
     s = series.merge(idx, on=["sku", "location"])
     s = s[s["ds"].isin(window)]
     col = (s["ds"] - window[0]).dt.days.to_numpy()

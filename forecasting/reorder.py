@@ -50,6 +50,11 @@ def abc_classes(revenue: pd.Series, shares: tuple[float, float] = (0.80, 0.95)) 
     return out.reindex(revenue.index)
 
 
+def row_index(keys: pd.DataFrame) -> pd.DataFrame:
+    """`sku, location, row`: the position of each SKU x location in `keys`, to scatter long frames into arrays."""
+    return keys[["sku", "location"]].reset_index(drop=True).reset_index().rename(columns={"index": "row"})
+
+
 def demand_paths(forecast: pd.DataFrame, keys: pd.DataFrame, as_of: date, days: int = EXTEND_DAYS) -> np.ndarray:
     """Daily mean demand for `days` days after `as_of`, one row per row of `keys` (sku, location): the
     forecast, then its last 7 days repeated. Missing series are zeros."""
@@ -57,7 +62,7 @@ def demand_paths(forecast: pd.DataFrame, keys: pd.DataFrame, as_of: date, days: 
     f = forecast.assign(step=(pd.to_datetime(forecast["ds"]) - start).dt.days)
     f = f[(f["step"] >= 0)]
     horizon = int(f["step"].max()) + 1 if len(f) else 0
-    idx = keys[["sku", "location"]].reset_index(drop=True).reset_index().rename(columns={"index": "row"})
+    idx = row_index(keys)
     f = f.merge(idx, on=["sku", "location"])
     out = np.zeros((len(keys), days))
     if horizon:
@@ -237,7 +242,7 @@ def _arrival_matrix(incoming: pd.DataFrame, keys: pd.DataFrame, as_of: date, day
     out = np.zeros((len(keys), days))
     if incoming is None or incoming.empty:
         return out
-    idx = keys[["sku", "location"]].reset_index(drop=True).reset_index().rename(columns={"index": "row"})
+    idx = row_index(keys)
     inc = incoming.merge(idx, on=["sku", "location"])
     step = (pd.to_datetime(inc["expected"]).dt.normalize() - pd.Timestamp(as_of)).dt.days.clip(lower=1) - 1
     inc = inc[step < days].assign(step=step[step < days])

@@ -185,9 +185,10 @@ def test_cli_refuses_bad_selections(home: Path, args: tuple[str, ...], code: str
     db.dispose()
 
 
-def test_cli_without_suggestions_says_what_to_run(home: Path) -> None:
-    result = _run(home, "approve", "--all-priority", "urgent")
-    assert result.exit_code == 1 and "storeom pipeline run" in result.stderr
+@pytest.mark.parametrize("args", [("approve", "--all-priority", "urgent"), ("list",)])
+def test_cli_without_suggestions_says_what_to_run(home: Path, args: tuple[str, ...]) -> None:
+    result = _run(home, *args)
+    assert result.exit_code == 1 and result.stderr.startswith("error [not_found]:") and "storeom pipeline run" in result.stderr
 
 
 def test_purchase_orders_after_the_suggestions_were_computed_are_refused_even_the_same_day(store: Database) -> None:
