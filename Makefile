@@ -27,8 +27,16 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
+BENCH_CMD = $(BIN)/python -m bench $(if $(SCALE),--scale $(SCALE),)
+
+# With PostgreSQL's server binaries installed (Debian: postgresql), the core benchmarks also run on a throwaway
+# server that .ci/run starts and stops; otherwise, or with STOREOM_BENCH_POSTGRES_URL set, they use what is there.
 bench: install
-	$(BIN)/python -m bench $(if $(SCALE),--scale $(SCALE),)
+	@if [ -z "$$STOREOM_BENCH_POSTGRES_URL" ] && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		STOREOM_CI_NO_CHROMIUM=1 STOREOM_CI_PG_PORT=56432 STOREOM_CI_TEST_CMD="$(BENCH_CMD)" bash .ci/run; \
+	else \
+		$(BENCH_CMD); \
+	fi
 
 clean:
 	rm -rf $(VENV) var

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ def percentile(samples: list[float], q: float) -> float:
     if not samples:
         return float("nan")
     ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
 
 
@@ -44,12 +45,13 @@ def print_table(metrics: list[Metric]) -> None:
         print(f"{m.benchmark:<28} {m.metric:<34} {m.value:>12.2f} {m.unit:<10} {m.target:<12} {verdict}")
 
 
-def write_results(metrics: list[Metric], path: Path | None = None) -> Path:
+def write_results(metrics: list[Metric], path: Path | None = None, *, scale: str = "small") -> Path:
     path = path or RESULTS / "latest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "at": datetime.now(UTC).isoformat(),
-        "machine": {"python": platform.python_version(), "platform": platform.platform()},
+        "scale": scale,
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "metrics": [asdict(m) for m in metrics],
     }
     path.write_text(json.dumps(payload, indent=2))
