@@ -27,7 +27,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-BENCH_CMD = $(BIN)/python -m bench $(if $(SCALE),--scale $(SCALE),)
+BENCH_CMD = $(BIN)/python -m bench $(if $(SCALE),--scale $(SCALE),) $(foreach b,$(ONLY),--only $(b))
 
 # With PostgreSQL's server binaries installed (Debian: postgresql), the core benchmarks also run on a throwaway
 # server that .ci/run starts and stops; otherwise, or with STOREOM_BENCH_POSTGRES_URL set, they use what is there.

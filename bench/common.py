@@ -37,12 +37,12 @@ def mean(samples: list[float]) -> float:
 
 
 def print_table(metrics: list[Metric]) -> None:
-    header = f"{'benchmark':<28} {'metric':<34} {'value':>12} {'unit':<10} {'target':<12} result"
+    header = f"{'benchmark':<32} {'metric':<34} {'value':>12} {'unit':<10} {'target':<12} result"
     print(header)
     print("-" * len(header))
     for m in metrics:
         verdict = "" if m.passed is None else ("PASS" if m.passed else "FAIL")
-        print(f"{m.benchmark:<28} {m.metric:<34} {m.value:>12.2f} {m.unit:<10} {m.target:<12} {verdict}")
+        print(f"{m.benchmark:<32} {m.metric:<34} {m.value:>12.2f} {m.unit:<10} {m.target:<12} {verdict}")
 
 
 def write_results(metrics: list[Metric], path: Path | None = None, *, scale: str = "small") -> Path:
