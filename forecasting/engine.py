@@ -17,6 +17,7 @@ Why this shape:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -173,12 +174,26 @@ class ForecastResult:
     the series' level), adi and cv2 (the demand-class measures; NaN for new series)."""
 
 
+StatsRunner = Callable[[StatsForecast, str, pd.DataFrame, dict], pd.DataFrame]
+"""Runs one statsforecast call -- `runner(sf, "forecast" | "cross_validation", df, kwargs)` -- and returns what
+`getattr(sf, method)(df=df, **kwargs)` returns; `forecasting.distributed.dask_runner` runs it on a Dask cluster."""
+
+
+def run_here(sf: StatsForecast, method: str, df: pd.DataFrame, kwargs: dict) -> pd.DataFrame:
+    """The in-process runner (statsforecast's own `n_jobs` pool above PARALLEL_MIN_SERIES)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(sf, method)(df=df, **kwargs)
+
+
 def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFrame | None = None,
-                    config: ForecastConfig | None = None) -> ForecastResult:
+                    config: ForecastConfig | None = None, runner: StatsRunner | None = None) -> ForecastResult:
     """Forecast every series in `history` (`sku, location, ds, sold, censored`, dense daily, as
     `forecasting.series.daily_series` builds it) for `config.horizon` days after `as_of`.
     `categories` (`sku, category`) lets new SKUs borrow their category's profile.
-    Rows after `as_of` are ignored: nothing from the future reaches a forecast."""
+    Rows after `as_of` are ignored: nothing from the future reaches a forecast.
+    `runner` runs the statsforecast fits elsewhere (a Dask cluster); every series is fitted on its own,
+    so where it runs does not change a number."""
     config = config or ForecastConfig()
     h = config.horizon
     hist = history[history["ds"] <= pd.Timestamp(as_of)].sort_values(["sku", "location", "ds"], ignore_index=True)
@@ -196,10 +211,10 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
     train_cut = pd.Timestamp(as_of) - pd.Timedelta(days=config.cv_windows * config.cv_horizon)
     for series_class, ids in class_of.groupby(class_of).groups.items():
         group = est[est["unique_id"].isin(ids)]
-        selected, cv, scores = _select(group, series_class, train_cut, config)
+        selected, cv, scores = _select(group, series_class, train_cut, config, runner)
         backtests.append(scores)
         cv_resid.append(_selected_residuals(cv, selected))
-        frames.append(_final_forecast(group, selected, series_class, h, config))
+        frames.append(_final_forecast(group, selected, series_class, h, config, runner))
     fitted = pd.concat(frames, ignore_index=True) if frames else _empty_fc()
     resid = pd.concat(cv_resid, ignore_index=True) if cv_resid else pd.DataFrame(columns=RESID_COLUMNS)
     unc = _uncertainty(resid, class_of, config)
@@ -241,21 +256,20 @@ PARALLEL_MIN_SERIES = 1000
 """Below this many series a worker pool costs more than it saves."""
 
 
-def _sf(models: list, config: ForecastConfig, series: int) -> StatsForecast:
-    n_jobs = config.n_jobs if series >= PARALLEL_MIN_SERIES else 1
+def _sf(models: list, config: ForecastConfig, series: int, runner: StatsRunner | None = None) -> StatsForecast:
+    n_jobs = config.n_jobs if series >= PARALLEL_MIN_SERIES and runner is None else 1
     return StatsForecast(models=models, freq="D", n_jobs=n_jobs, fallback_model=SeasonalNaive(season_length=config.season))
 
 
-def _select(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, config: ForecastConfig
-            ) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
+def _select(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, config: ForecastConfig,
+            runner: StatsRunner | None = None) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
     """Rolling-origin cross-validation of the class's candidates; per series the model with the lowest
     score over the windows (censored days are not scored: their 'actual' is an estimate)."""
     models = candidate_models(series_class, config.season)
     names = candidate_names(series_class, config.season)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cv = _sf(models, config, group["unique_id"].nunique()).cross_validation(
-            h=config.cv_horizon, df=group[["unique_id", "ds", "y"]], n_windows=config.cv_windows, step_size=config.cv_horizon)
+    sf = _sf(models, config, group["unique_id"].nunique(), runner)
+    cv = (runner or run_here)(sf, "cross_validation", group[["unique_id", "ds", "y"]],
+                              {"h": config.cv_horizon, "n_windows": config.cv_windows, "step_size": config.cv_horizon})
     fitted_names = [m.alias for m in models]
     cv[fitted_names] = cv[fitted_names].clip(lower=0).fillna(0.0)
     cv = _compose(group, cv, names, series_class)
@@ -317,7 +331,8 @@ def _selected_residuals(cv: pd.DataFrame, selected: pd.Series) -> pd.DataFrame:
     return out
 
 
-def _final_forecast(group: pd.DataFrame, selected: pd.Series, series_class: str, h: int, config: ForecastConfig) -> pd.DataFrame:
+def _final_forecast(group: pd.DataFrame, selected: pd.Series, series_class: str, h: int, config: ForecastConfig,
+                    runner: StatsRunner | None = None) -> pd.DataFrame:
     """Refit the models each series' choice needs on all its history, forecast `h` days, and compose."""
     needs: dict[str, set[str]] = {}
     for uid, name in selected.items():
@@ -326,9 +341,7 @@ def _final_forecast(group: pd.DataFrame, selected: pd.Series, series_class: str,
     wide = None
     for base, ids in sorted(needs.items()):
         sub = group[group["unique_id"].isin(ids)][["unique_id", "ds", "y"]]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fc = _sf([model_by_name(base, config.season)], config, len(ids)).forecast(h=h, df=sub)
+        fc = (runner or run_here)(_sf([model_by_name(base, config.season)], config, len(ids), runner), "forecast", sub, {"h": h})
         fc = fc[["unique_id", "ds", base]].assign(**{base: fc[base].clip(lower=0).fillna(0.0)})
         wide = fc if wide is None else wide.merge(fc, on=["unique_id", "ds"], how="outer")
     if wide is None:

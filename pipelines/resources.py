@@ -1,5 +1,6 @@
 """The pipelines' resources: read-only access to the core's database (with the as-of date every asset
-sees) and the Parquet warehouse IO manager.
+sees), the Parquet warehouse IO manager (a folder or any fsspec URL: STOREOM_WAREHOUSE_URL) and the Dask
+cluster the forecast fits run on (STOREOM_DASK_ADDRESS; in process without one).
 
 Timestamps leave the database as naive UTC (`datetime64[ns]`); money as float rounded to the cent.
 """
@@ -107,7 +108,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             return self.base_url.rstrip("/")
         from om_core.config import get_settings
 
-        return str(get_settings().warehouse_dir)
+        return get_settings().warehouse_url
 
     def path_for(self, asset_key: dg.AssetKey) -> str:
         return f"{self._base()}/{'__'.join(asset_key.path)}.parquet"
@@ -144,5 +145,51 @@ def read_parquet(url: str) -> pd.DataFrame:
         return pd.read_parquet(fh)
 
 
-def default_resources(as_of: str | None = None, database_url: str | None = None, warehouse_url: str | None = None) -> dict[str, Any]:
-    return {"store_db": StoreDatabase(url=database_url, as_of=as_of), "io_manager": WarehouseIOManager(base_url=warehouse_url)}
+class DaskCluster(dg.ConfigurableResource):
+    """The Dask cluster the forecast's statsforecast fits run on: `address` (default STOREOM_DASK_ADDRESS),
+    e.g. tcp://scheduler:8786. Without one the fits run in the run's own process. The resource owns the
+    client: opened on first use, closed when the step ends. The results are the same either way."""
+
+    address: str | None = None
+    connect_timeout_seconds: float = 30.0
+    _client: Any = PrivateAttr(default=None)
+
+    def scheduler_address(self) -> str | None:
+        from om_core.config import get_settings
+
+        return self.address or get_settings().dask_address
+
+    def client(self):  # type: ignore[no-untyped-def]
+        """The `distributed.Client`, or None when there is no cluster."""
+        address = self.scheduler_address()
+        if not address:
+            return None
+        if self._client is None:
+            from distributed import Client
+
+            try:
+                self._client = Client(address, set_as_default=False, timeout=self.connect_timeout_seconds)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise dg.Failure(f"No Dask scheduler answers at {address!r} (STOREOM_DASK_ADDRESS): {exc}",
+                                 metadata={"dask_address": address}) from exc
+        return self._client
+
+    def runner(self):  # type: ignore[no-untyped-def]
+        """What `forecast_demand(runner=...)` takes: None (in process) or the cluster's runner."""
+        client = self.client()
+        if client is None:
+            return None
+        from forecasting.distributed import dask_runner
+
+        return dask_runner(client)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+def default_resources(as_of: str | None = None, database_url: str | None = None, warehouse_url: str | None = None,
+                      dask_address: str | None = None) -> dict[str, Any]:
+    return {"store_db": StoreDatabase(url=database_url, as_of=as_of), "io_manager": WarehouseIOManager(base_url=warehouse_url),
+            "dask": DaskCluster(address=dask_address)}

@@ -13,7 +13,7 @@ from forecasting.engine import ForecastConfig
 from forecasting.reorder import ReorderPolicy
 from pipelines.common import MART_FRESHNESS, OWNERS, definition_metadata, output
 from pipelines.defs.forecasting import logic as F
-from pipelines.resources import StoreDatabase
+from pipelines.resources import DaskCluster, StoreDatabase
 
 GROUP = "forecasting"
 KINDS = {"python", "statsforecast", "parquet"}
@@ -103,16 +103,17 @@ def _categories(daily_demand: pd.DataFrame, products: pd.DataFrame) -> pd.DataFr
                                             automation_condition=dg.AutomationCondition.eager(), description="Per series error scale, correlation and bias the reorder policy needs."),
     },
 )
-def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings, store_db: StoreDatabase, daily_demand: pd.DataFrame,
+def demand_forecast(context: dg.AssetExecutionContext, config: ForecastSettings, store_db: StoreDatabase, dask: DaskCluster, daily_demand: pd.DataFrame,
                     stg_inventory_snapshots: pd.DataFrame, stg_purchase_orders: pd.DataFrame, stg_order_lines: pd.DataFrame):
     """Active series (sold in the last 90 days or on an open purchase order), stockout days imputed,
     model per series by rolling-origin backtest, intervals from its backtest errors, totals bottom-up,
-    known promotions applied at their category's measured uplift."""
+    known promotions applied at their category's measured uplift. The fits run on the Dask cluster when
+    STOREOM_DASK_ADDRESS is set (same numbers)."""
     as_of = store_db.as_of_date()
     products = store_db.query(F.SQL_PRODUCTS)
     categories = _categories(daily_demand, products)
     history = F.demand_history(daily_demand, stg_inventory_snapshots, stg_purchase_orders, as_of, config.history_days)
-    result = F.forecast_demand(history, as_of, categories=categories, config=config.forecast_config())
+    result = F.forecast_demand(history, as_of, categories=categories, config=config.forecast_config(), runner=dask.runner())
     promotions = store_db.query(F.SQL_PROMOTIONS, {"cutoff": store_db.cutoff()})
     result.forecast = F.with_promotions(result.forecast, stg_order_lines, promotions, categories)
     series = result.forecast[result.forecast["location"] != "ALL"][["sku", "location"]].drop_duplicates()
