@@ -5,9 +5,13 @@ lines, scaled by a shock of the day (weather, local events) per point. The lines
 into baskets (stores: about two lines, online: fewer), each basket gets co-purchased items with some
 probability (a SKU's partners: one of its own category, one of a complementary one), and a customer:
 
-* chosen by category affinity: an archetype is drawn in proportion to how much its members shop at
-  this point and how much it likes the basket's category, then a member in proportion to activity;
+* chosen by taste: an archetype is drawn in proportion to how much its members shop at this point,
+  how much it likes the basket's category and how much it likes the lead item's brand (archetypes
+  favour some brands across categories), then a member in proportion to activity;
 * consumables are mostly re-bought by earlier buyers once their cycle has passed (repeat purchases);
+* items that go with something a customer bought (the lead SKU is a partner of an earlier purchase:
+  the same category's staple, or a complementary category's) are often bought by that customer a few
+  days to weeks later ("goes with" follow-ups);
 * POS sales are half anonymous (no loyalty card); online customers may pick up at their home store;
 * customers are only drawn between the day they join and the day they lapse.
 
@@ -26,7 +30,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from om_core.simulator.demand import KINDS, DemandModel
-from om_core.simulator.world import ARCHETYPES, CITIES, World
+from om_core.simulator.world import ARCHETYPES, CITIES, TASTE_GROUPS, World
 
 WELCOME_COUPON = "WELCOME10"
 MEAN_LINES = {"store": 2.0, "web": 1.6, "app": 1.5, "marketplace": 1.25}
@@ -35,6 +39,8 @@ ANONYMOUS_POS = 0.5
 PICKUP_SHARE = 0.12
 DECLINE_RATE = 0.003
 REPEAT_SHARE = 0.55
+FOLLOW_SHARE = 0.3  # of baskets led by an item that goes with an earlier purchase: bought by that earlier buyer (knob `follow_share`)
+FOLLOW_DAYS = (2, 120)  # a follow-up comes this many days after the purchase it goes with
 # how a customer with a preferred channel (web, app, marketplace, store) spreads purchases over point kinds (store, web, app, marketplace)
 KIND_WEIGHTS = np.array([
     [0.15, 0.70, 0.10, 0.05],
@@ -68,14 +74,14 @@ class PlannedOrder:
 
 
 class _Pool:
-    """Customers who shop at one selling point, grouped by archetype, with cumulative weights."""
+    """Customers who shop at one selling point, by taste group, with cumulative weights."""
 
-    def __init__(self, members: np.ndarray, weights: np.ndarray, archetypes: np.ndarray, n_arch: int) -> None:
+    def __init__(self, members: np.ndarray, weights: np.ndarray, groups: np.ndarray, n_groups: int) -> None:
         self.members: list[np.ndarray] = []
         self.cum: list[np.ndarray] = []
-        self.mass = np.zeros(n_arch)
-        for a in range(n_arch):
-            sel = archetypes == a
+        self.mass = np.zeros(n_groups)
+        for a in range(n_groups):
+            sel = groups == a
             m, w = members[sel], weights[sel]
             self.members.append(m)
             self.cum.append(np.cumsum(w))
@@ -91,7 +97,7 @@ class BasketMaker:
         self.np_rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 3]))
         self.rng = random.Random(cfg.seed * 1_000_003 + 3)
         cust, skus = world.customers, world.skus
-        self.n_arch = len(ARCHETYPES)
+        self.n_groups = len(ARCHETYPES) * TASTE_GROUPS
         has_store = np.array([CITIES[c].store for c in cust.city])
         kind_w = KIND_WEIGHTS[cust.preferred] * cust.activity[:, None]
         kind_w[:, 0] *= np.where(has_store, 1.0, 0.05)
@@ -100,18 +106,23 @@ class BasketMaker:
         for p in demand.points:
             kind = KINDS.index(p.kind)
             if p.store is None:
-                self.pools.append(_Pool(ids, kind_w[:, kind], cust.archetype, self.n_arch))
+                self.pools.append(_Pool(ids, kind_w[:, kind], cust.taste_group, self.n_groups))
             else:
                 sel = cust.home_store == p.store
-                self.pools.append(_Pool(ids[sel], kind_w[sel, kind], cust.archetype[sel], self.n_arch))
-        aff = world.archetype_affinity  # (arch, cats)
-        self.arch_cum = [[np.cumsum(pool.mass * aff[:, c]) for c in range(aff.shape[1])] for pool in self.pools]
+                self.pools.append(_Pool(ids[sel], kind_w[sel, kind], cust.taste_group[sel], self.n_groups))
+        # per point, (n_skus, n_groups): cumulative weight of each taste group as the buyer of a SKU
+        group_archetype = np.arange(self.n_groups) // TASTE_GROUPS
+        self.taste = world.archetype_affinity[group_archetype][:, skus.category] * world.group_brand[:, world.sku_brand]  # (groups, skus)
+        self.group_cum = [np.cumsum(pool.mass[None, :] * self.taste.T, axis=1) for pool in self.pools]
         self.buyers: dict[int, deque] = {}  # consumable SKU -> recent (customer, day)
+        self.followers: dict[int, deque] = {}  # SKU -> recent (customer, day) who bought something it goes with
+        self.partners = [tuple(int(x) for x in row if x >= 0) for row in skus.partners]
+        self.follow_share = float(cfg.knob("follow_share", FOLLOW_SHARE))
         self.ordered_before = np.zeros(len(cust), dtype=bool)
         self.coupon_used = np.zeros(len(cust), dtype=bool)
         self.seq = 0
-        self.qty_extra = np.array([world.categories[c].extra_qty for c in skus.category])
-        self.cycle = skus.cycle_days
+        self.qty_extra = [world.categories[c].extra_qty for c in skus.category]
+        self.cycle = skus.cycle_days.tolist()
         self.tz = {c.code: ZoneInfo(c.tz) for c in CITIES}
         self.store_tz = [ZoneInfo(next(c.tz for c in CITIES if c.code == world.location(s).city)) for s in world.stores]
         self.channel_code = [p.code for p in demand.points]
@@ -122,19 +133,14 @@ class BasketMaker:
         cust = self.world.customers
         return bool(cust.join_day[c] <= day < cust.lapse_day[c])
 
-    def _customer(self, point: int, category: int, day: int) -> int | None:
-        """A customer for a basket at `point` led by `category` (None if nobody eligible turns up)."""
+    def _customer(self, point: int, group: int, day: int) -> int | None:
+        """A customer of taste group `group` at `point` (None if nobody eligible turns up)."""
         pool, rng = self.pools[point], self.rng
-        cum = self.arch_cum[point][category]
-        if cum[-1] <= 0:
+        members = pool.members[group]
+        if len(members) == 0:
             return None
+        w = pool.cum[group]
         for _ in range(8):
-            a = int(np.searchsorted(cum, rng.random() * cum[-1], side="right"))
-            a = min(a, self.n_arch - 1)
-            members = pool.members[a]
-            if len(members) == 0:
-                continue
-            w = pool.cum[a]
             c = int(members[min(int(np.searchsorted(w, rng.random() * w[-1], side="right")), len(members) - 1)])
             if self._eligible(c, day):
                 return c
@@ -150,6 +156,22 @@ class BasketMaker:
         due = 0.8 * self.cycle[sku]
         for c, last in q:
             if day - last >= due and self._eligible(c, day) and (store is None or cust.home_store[c] == store):
+                return c
+        return None
+
+    def _follower(self, sku: int, point: int, day: int) -> int | None:
+        """An earlier buyer of something `sku` goes with, who shops at this point, now coming back for it
+        (taken off the list: one follow-up per purchase)."""
+        q = self.followers.get(sku)
+        if not q:
+            return None
+        cust = self.world.customers
+        store = self.demand.points[point].store
+        lo, hi = FOLLOW_DAYS
+        for k in range(len(q) - 1, -1, -1):
+            c, bought = q[k]
+            if lo <= day - bought <= hi and self._eligible(c, day) and (store is None or cust.home_store[c] == store):
+                del q[k]
                 return c
         return None
 
@@ -177,17 +199,30 @@ class BasketMaker:
             if len(sku_idx) == 0:
                 continue
             nrng.shuffle(sku_idx)
-            mean_lines = MEAN_LINES[point.kind]
-            pos = 0
-            while pos < len(sku_idx):
-                size = 1 + int(nrng.poisson(mean_lines - 1))
-                basket = [int(s) for s in sku_idx[pos:pos + size]]
-                pos += size
-                orders.append(self._order(day, day_start, j, basket, active))
+            # a basket: its lead line, a taste group drawn by its liking for the lead (category and
+            # brand), then the rest of the basket from the day's other lines, drawn by that group's taste
+            n_lines = len(sku_idx)
+            cum = self.group_cum[j][sku_idx]
+            group = np.minimum((cum < (nrng.random(n_lines) * cum[:, -1])[:, None]).sum(axis=1), self.n_groups - 1).tolist()
+            sizes = (1 + nrng.poisson(MEAN_LINES[point.kind] - 1, size=n_lines)).tolist()
+            free = np.ones(n_lines, dtype=bool)
+            for i in range(n_lines):
+                if not free[i]:
+                    continue
+                free[i] = False
+                basket, g = [int(sku_idx[i])], group[i]
+                if sizes[i] > 1:
+                    others = np.flatnonzero(free)
+                    if len(others):
+                        keys = np.log(nrng.random(len(others))) / self.taste[g, sku_idx[others]]  # weighted, without replacement
+                        chosen = others[np.argsort(-keys, kind="stable")[: sizes[i] - 1]]
+                        free[chosen] = False
+                        basket += sku_idx[chosen].tolist()
+                orders.append(self._order(day, day_start, j, basket, g, active))
         orders.sort(key=lambda o: (o.at, o.seq))
         return orders
 
-    def _order(self, day: int, day_start: datetime, point_index: int, basket: list[int], active: np.ndarray) -> PlannedOrder:
+    def _order(self, day: int, day_start: datetime, point_index: int, basket: list[int], group: int, active: np.ndarray) -> PlannedOrder:
         world, rng = self.world, self.rng
         skus, cust = world.skus, world.customers
         point = self.demand.points[point_index]
@@ -209,8 +244,10 @@ class BasketMaker:
         if point.kind != "store" or rng.random() >= ANONYMOUS_POS:
             if self.cycle[lead] > 0 and rng.random() < REPEAT_SHARE:
                 customer = self._repeat_buyer(lead, point_index, day)
+            if customer is None and lead in self.followers and rng.random() < self.follow_share:
+                customer = self._follower(lead, point_index, day)
             if customer is None:
-                customer = self._customer(point_index, int(skus.category[lead]), day)
+                customer = self._customer(point_index, group, day)
         self.seq += 1
         order = PlannedOrder(seq=self.seq, point=point_index, customer=customer, lines=list(lines.items()), at=day_start, delivery="carry_out")
         if point.kind == "store":
@@ -247,6 +284,11 @@ class BasketMaker:
                 if q is None:
                     q = self.buyers[s] = deque(maxlen=60)
                 q.append((c, day))
+            for p in self.partners[s]:
+                f = self.followers.get(p)
+                if f is None:
+                    f = self.followers[p] = deque(maxlen=40)
+                f.append((c, day))
 
 
 def expected_lines_per_order(kind: str) -> float:

@@ -438,6 +438,7 @@ class CustomerTable:
     join_day: np.ndarray  # day index they become a customer (negative: before the period)
     lapse_day: np.ndarray  # day index they stop buying (beyond the period: never)
     activity: np.ndarray  # relative purchase frequency
+    taste_group: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # archetype x TASTE_GROUPS + k
 
     def __len__(self) -> int:
         return len(self.email)
@@ -458,6 +459,9 @@ class World:
     store_category: np.ndarray  # (n_stores, n_categories) demand multiplier of a store for a category
     stores: tuple[str, ...] = field(default=())
     warehouses: tuple[str, ...] = field(default=())
+    brands: tuple[str, ...] = field(default=())
+    sku_brand: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (n_skus,) index into `brands`
+    group_brand: np.ndarray = field(default_factory=lambda: np.ones((0, 0)))  # (n_taste_groups, n_brands): taste, ~1 on average
 
     def location(self, code: str) -> LocationSpec:
         return next(l for l in self.locations if l.code == code)
@@ -516,9 +520,33 @@ def generate_world(config: SimulationConfig) -> World:
     skus = _generate_skus(config, rng, len(stores))
     customers, affinity = _generate_customers(config, rng, stores)
     store_category = _store_category(rng, stores)
+    brands = tuple(sorted(set(skus.brand)))
+    sku_brand = np.array([brands.index(b) for b in skus.brand], dtype=np.int64) if brands else np.zeros(0, dtype=np.int64)
     return World(config=config, start=config.start_date, n_days=config.n_days, locations=LOCATIONS, channels=channels,
                  suppliers=SUPPLIERS, categories=CATEGORIES, skus=skus, customers=customers, archetype_affinity=affinity,
-                 store_category=store_category, stores=stores, warehouses=warehouses)
+                 store_category=store_category, stores=stores, warehouses=warehouses, brands=brands, sku_brand=sku_brand,
+                 group_brand=_brand_taste(_rng(config, 5), customers, len(brands), config.knob("brand_taste", BRAND_TASTE)))
+
+
+TASTE_GROUPS = 4
+SAME_BRAND_PARTNER = 0.7
+"""Chance that an item's partner (what goes with it) is of its own brand when the brand has one."""
+"""Taste groups per archetype: shoppers of one archetype share category affinities but split into
+groups with their own brand taste."""
+BRAND_TASTE = 1.0
+"""Spread (log scale) of a taste group's liking for brands: at 1.0 a group's favourite brand of a
+category sells to its members several times more than the one it likes least (knob `brand_taste`;
+0 leaves category affinity as the only taste)."""
+
+
+def _brand_taste(rng: np.random.Generator, customers: CustomerTable, n_brands: int, spread: float) -> np.ndarray:
+    """Put each customer in a taste group of their archetype, and return (n_groups, n_brands): how
+    much each group likes each brand, across every category the brand sells in (a Luna Rae dress goes
+    with Luna Rae sandals). Each brand averages 1 over the groups, so taste moves who buys a brand, not
+    how much of it sells. Its own random stream: the rest of the world does not depend on it."""
+    customers.taste_group = customers.archetype * TASTE_GROUPS + rng.integers(TASTE_GROUPS, size=len(customers))
+    taste = np.exp(spread * rng.normal(0.0, 1.0, size=(len(ARCHETYPES) * TASTE_GROUPS, n_brands)))
+    return taste / taste.mean(axis=0, keepdims=True)
 
 
 def _store_category(rng: np.random.Generator, stores: tuple[str, ...]) -> np.ndarray:
@@ -632,19 +660,27 @@ def _generate_skus(config: SimulationConfig, rng: np.random.Generator, n_stores:
     listed = np.where(launch > -10_000, launch - np.array([int(lead[CATEGORIES[c].code]) + 21 for c in category]), -10_000)
     listed = np.maximum(listed, -1).astype(np.int64)
     listed[launch == -10_000] = -1
-    # partners: one SKU of the same category, one of a complementary category
+    # partners: one SKU of the same category, one of a complementary category; mostly of the same
+    # brand when it has one there (a collection: the dress and the sandals that go with it)
     partners = np.full((n, 2), -1, dtype=np.int64)
     by_cat = [np.flatnonzero(category == ci) for ci in range(len(CATEGORIES))]
+    popular_of = [own[np.argsort(-popularity[own], kind="stable")][: max(3, len(own) // 3)] for own in by_cat]
+    brand = np.array(cols["brand"])
+    collection_rng = _rng(config, 6)  # its own stream: the rest of the catalogue does not depend on it
     for i in range(n):
-        own = by_cat[category[i]]
-        popular = own[np.argsort(-popularity[own])][: max(3, len(own) // 3)]
+        popular = popular_of[category[i]]
         choice = popular[rng.integers(len(popular))]
+        same = popular[(brand[popular] == brand[i]) & (styles[popular] != styles[i])]
+        if len(same) and collection_rng.random() < SAME_BRAND_PARTNER:
+            choice = same[collection_rng.integers(len(same))]
         partners[i, 0] = choice if choice != i and styles[choice] != styles[i] else -1
         comp = COMPLEMENTS.get(CATEGORIES[category[i]].code, ())
         if comp:
-            other = by_cat[CATEGORY_INDEX[comp[rng.integers(len(comp))]]]
-            popular = other[np.argsort(-popularity[other])][: max(3, len(other) // 3)]
+            popular = popular_of[CATEGORY_INDEX[comp[rng.integers(len(comp))]]]
             choice = popular[rng.integers(len(popular))]
+            same = popular[(brand[popular] == brand[i]) & (styles[popular] != styles[i])]
+            if len(same) and collection_rng.random() < SAME_BRAND_PARTNER:
+                choice = same[collection_rng.integers(len(same))]
             partners[i, 1] = choice if choice != i else -1
     # ABC by expected revenue share across the whole catalogue
     cat_share = np.array([c.demand_share for c in CATEGORIES])

@@ -233,6 +233,62 @@ def test_customers_come_back_for_their_consumables(sim: Any) -> None:
     assert len(repeat) > 0
 
 
+def _planned(config: SimulationConfig) -> tuple[Any, pd.DataFrame]:
+    """The identified customers' order lines the basket maker plans over the period (no database)."""
+    from om_core.simulator.baskets import BasketMaker
+
+    world = generate_world(config)
+    demand = DemandModel(world)
+    baskets = BasketMaker(world, demand)
+    rows = []
+    for day in range(demand.n_days):
+        active = (world.skus.launch_day <= day) & (world.skus.eol_day > day)
+        for order in baskets.plan_day(day, active):
+            if order.lines and order.customer is not None:
+                baskets.record_purchase(order, day)
+                rows += [(order.customer, s, order.seq, day) for s, _ in order.lines]
+    lines = pd.DataFrame(rows, columns=["customer", "sku", "order", "day"])
+    lines["brand"], lines["category"] = world.sku_brand[lines.sku], world.skus.category[lines.sku]
+    lines["style"] = world.skus.style[lines.sku]
+    return world, lines
+
+
+def _same_brand_rate(lines: pd.DataFrame) -> float:
+    """Of the pairs of a customer's purchases in one category (different styles, different orders),
+    the share of the same brand."""
+    one = lines.drop_duplicates(["customer", "style"])
+    pairs = one.merge(one, on=["customer", "category"])
+    pairs = pairs[(pairs.style_x < pairs.style_y) & (pairs.order_x != pairs.order_y)]
+    assert len(pairs) > 150
+    return float((pairs.brand_x == pairs.brand_y).mean())
+
+
+def _follow_up_share(world: Any, lines: pd.DataFrame) -> float:
+    """Share of lines whose SKU goes with (is a partner of) something the customer bought in the 120 days before."""
+    goes_with: dict[int, set[int]] = {}
+    for s, row in enumerate(world.skus.partners):
+        for p in row[row >= 0]:
+            goes_with.setdefault(int(p), set()).add(s)
+    last: dict[int, dict[int, int]] = {}
+    hits = 0
+    for c, s, day in lines.sort_values("day", kind="stable")[["customer", "sku", "day"]].itertuples(index=False):
+        bought = last.setdefault(c, {})
+        hits += any(0 < day - bought.get(q, -10**6) <= 120 for q in goes_with.get(s, ()))
+        bought[s] = day
+    return hits / len(lines)
+
+
+def test_customers_have_item_level_taste() -> None:
+    """Beyond category affinity: a customer's purchases in a category keep to a few brands, and items
+    that go with an earlier purchase come back as follow-ups, more than with category affinity alone."""
+    config = SimulationConfig(seed=2, start=date(2024, 1, 1), days=180, scale=0.3)
+    world, lines = _planned(config)
+    plain_world, plain = _planned(SimulationConfig(seed=2, start=date(2024, 1, 1), days=180, scale=0.3,
+                                                   extra={"brand_taste": 0.0, "follow_share": 0.0}))
+    assert _same_brand_rate(lines) > _same_brand_rate(plain) + 0.1
+    assert _follow_up_share(world, lines) > 3 * _follow_up_share(plain_world, plain)
+
+
 # --- the demand model (no database) -----------------------------------------------------------------
 
 
