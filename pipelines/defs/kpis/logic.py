@@ -158,6 +158,7 @@ def kpi_fulfilment(orders: pd.DataFrame, lines: pd.DataFrame, shipments: pd.Data
     of["location"] = of["ship_location"].fillna(of["pickup_location"]).fillna(UNKNOWN)
     of["carrier"] = of["carrier"].fillna("(none)")
     of["shipments"] = of["shipments"].fillna(0)
+    of[["undelivered", "late"]] = of[["undelivered", "late"]].astype(float)  # object when no order has a shipment
     of["processed"] = (of["units_fulfilled"].fillna(0) > 0) & (of["units_active"].fillna(0) > 0)
     delivered_all = of["processed"] & (of["units_fulfilled"] >= of["units_active"]) & (of["undelivered"].fillna(0) == 0)
     done_at = of["last_delivery"].where(of["shipments"] > 0)
