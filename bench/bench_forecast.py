@@ -12,6 +12,10 @@ seasonal-naive MAE.
 AutoETS (season 7, model ZZZ: statsforecast's automatic choice) costs ~0.2 s per series, so 'small'
 times it on a random 1,000-series sample and extrapolates linearly to all series (reported as such);
 'large' (50,000 series for the forecast) does the same on 2,000 series.
+
+Dask (issue #10): the same forecast of N series (small 1,000, large 50,000) in a single process (n_jobs=1)
+and with its fits on a 2-worker `distributed.LocalCluster` (worker processes, one thread each; cluster
+start-up not timed), and whether the two forecasts are identical.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import pandas as pd
 from bench.common import Metric
 
 SIZES = {"small": (10_000, 1_000), "large": (50_000, 2_000)}
+DASK_SERIES = {"small": 1_000, "large": 50_000}
 DAYS = 730
 HORIZON = 28
 TARGET_SECONDS = 180.0
@@ -96,4 +101,54 @@ def run(size: str = "small") -> list[Metric]:
         for level in (80, 95):
             within = ((cover["sold"] >= cover[f"lo_{level}"]) & (cover["sold"] <= cover[f"hi_{level}"])).mean()
             metrics.append(Metric("forecast", f"holdout coverage of the {level}% band", 100 * float(within), "%"))
-    return metrics
+    return metrics + dask_comparison(DASK_SERIES.get(size, DASK_SERIES["small"]), end - timedelta(days=HORIZON))
+
+
+def _timed(runner, seconds: list[float]):  # type: ignore[no-untyped-def]
+    """`runner`, adding each call's wall time to `seconds`."""
+    def run(sf, method, df, kwargs):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return runner(sf, method, df, kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+    return run
+
+
+def dask_comparison(n_series: int, as_of: date) -> list[Metric]:
+    """The forecast of `n_series` series in one process vs with its statsforecast fits on a 2-worker LocalCluster.
+    The fits are what the cluster runs; the rest (scoring, composing, intervals, totals) stays in the caller."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from forecasting.distributed import dask_runner
+    from forecasting.engine import ForecastConfig, forecast_demand, run_here
+    from forecasting.synthetic import synthetic_demand
+
+    config = ForecastConfig(n_jobs=1)
+    history = synthetic_demand(n_series, DAYS, as_of, seed=7, stockout_share=0.1)[["sku", "location", "ds", "sold", "censored"]]
+    warm_up = history[history["sku"].isin(history["sku"].drop_duplicates().head(20))]  # numba compiles once per process
+    forecast_demand(warm_up, as_of, config=config)
+    fits_here: list[float] = []
+    started = time.perf_counter()
+    here = forecast_demand(history, as_of, config=config, runner=_timed(run_here, fits_here))
+    single = time.perf_counter() - started
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        client.run(forecast_demand, warm_up, as_of, config=config)  # on every worker
+        fits_there: list[float] = []
+        started = time.perf_counter()
+        there = forecast_demand(history, as_of, config=config, runner=_timed(dask_runner(client), fits_there))
+        on_dask = time.perf_counter() - started
+    same = all(getattr(here, f).equals(getattr(there, f)) for f in ("forecast", "backtest", "uncertainty"))
+    return [
+        Metric("forecast_dask", "series", n_series, "series"),
+        Metric("forecast_dask", "single process (n_jobs=1) seconds", single, "s"),
+        Metric("forecast_dask", "2-worker LocalCluster seconds", on_dask, "s"),
+        Metric("forecast_dask", "speed-up, whole forecast", single / on_dask, "x"),
+        Metric("forecast_dask", "fits, single process seconds", sum(fits_here), "s"),
+        Metric("forecast_dask", "fits, LocalCluster seconds", sum(fits_there), "s"),
+        Metric("forecast_dask", "speed-up, fits", sum(fits_here) / sum(fits_there) if sum(fits_there) else float("nan"), "x"),
+        Metric("forecast_dask", "same forecast, backtest, uncertainty", float(same), "", "= 1", same),
+    ]

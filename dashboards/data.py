@@ -5,6 +5,10 @@ rewritten mart shows up on the next rerun and a running pipeline never blocks a 
 Big tables (order lines, daily demand, forecasts, recommendations) are queried with DuckDB straight from
 the file and only the small answer is cached. A missing or unreadable file is `None`: pages show an
 empty state naming `storeom pipeline run` instead of a traceback.
+
+The warehouse is a folder or an fsspec URL (STOREOM_WAREHOUSE_URL, e.g. s3://bucket/warehouse): a file's
+version then comes from the store's modification time, and DuckDB reads it through the same fsspec
+filesystem.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import fsspec
 import pandas as pd
 import streamlit as st
 
@@ -25,12 +30,30 @@ TTL = timedelta(minutes=10)
 """Cached answers live this long at most; a new file version is read at once anyway (its key changes)."""
 
 
-def warehouse_dir() -> Path:
-    return get_settings().warehouse_dir
+def warehouse_url() -> str:
+    return get_settings().warehouse_url
 
 
-def asset_path(asset: str) -> Path:
-    return warehouse_dir() / f"{asset}.parquet"
+def asset_path(asset: str) -> str:
+    """The asset file's local path or URL."""
+    return get_settings().warehouse_file(asset)
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def connect(*urls: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can read the given warehouse files (remote ones through fsspec)."""
+    con = duckdb.connect()
+    protocols = set()
+    for url in urls:
+        if not _is_local(url):
+            fs, _ = fsspec.core.url_to_fs(url)
+            if fs.protocol not in protocols:
+                protocols.add(fs.protocol)
+                con.register_filesystem(fs)
+    return con
 
 
 @dataclass(frozen=True)
@@ -47,12 +70,20 @@ class Version:
 
 
 def version(asset: str) -> Version | None:
-    path = asset_path(asset)
+    url = asset_path(asset)
+    if _is_local(url):
+        try:
+            stat = Path(url.removeprefix("file://")).stat()
+        except OSError:
+            return None
+        return Version(url, stat.st_mtime_ns, stat.st_size)
     try:
-        stat = path.stat()
-    except OSError:
+        fs, path = fsspec.core.url_to_fs(url)
+        info = fs.info(path)
+        modified = fs.modified(path)
+    except (OSError, NotImplementedError):  # missing (FileNotFoundError), unreachable, or a store without times
         return None
-    return Version(str(path), stat.st_mtime_ns, stat.st_size)
+    return Version(url, int(pd.Timestamp(modified).value), int(info.get("size") or 0))
 
 
 def has(asset: str) -> bool:
@@ -79,7 +110,7 @@ def load(asset: str, columns: Sequence[str] | None = None) -> pd.DataFrame | Non
 def _query(versions: tuple[tuple[str, Version], ...], sql: str, params: tuple[Any, ...]) -> pd.DataFrame | None:
     for name, v in versions:
         sql = sql.replace("{" + name + "}", f"read_parquet('{v.path}')")
-    con = duckdb.connect()
+    con = connect(*(v.path for _, v in versions))
     try:
         con.execute("SET threads TO 2")
         return con.execute(sql, list(params)).df()
@@ -111,7 +142,7 @@ def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
 @st.cache_data(ttl=TTL, max_entries=64, show_spinner=False)
 def _max_day(v: Version, column: str) -> date | None:
     expr = column if "(" in column else f"MAX(CAST({column} AS DATE))"
-    con = duckdb.connect()
+    con = connect(v.path)
     try:
         value = con.execute(f"SELECT CAST({expr} AS DATE) FROM read_parquet('{v.path}')").fetchone()[0]
     except duckdb.Error:

@@ -36,8 +36,10 @@ MIN_SERIES_PER_BLOCK = 50
 def series_blocks(df: pd.DataFrame, blocks: int) -> list[pd.DataFrame]:
     """`df` sorted by `unique_id` (stable, so each series keeps its day order) and cut into at most
     `blocks` frames of whole series, as even in series counts as they come."""
-    df = df.sort_values("unique_id", kind="stable", ignore_index=True)
     ids = df["unique_id"].to_numpy()
+    if len(ids) > 1 and not (ids[1:] >= ids[:-1]).all():
+        df = df.sort_values("unique_id", kind="stable", ignore_index=True)
+        ids = df["unique_id"].to_numpy()
     if len(ids) == 0:
         return [df]
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])

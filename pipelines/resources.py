@@ -124,9 +124,18 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         return read_parquet(self.path_for(key))
 
 
+def _filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec filesystem and path behind a warehouse file's URL; a clear error for a URL nothing can open."""
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ValueError, ImportError) as exc:
+        raise ValueError(f"The warehouse URL {url!r} (STOREOM_WAREHOUSE_URL) cannot be opened: {exc}. "
+                         "s3:// needs `pip install s3fs`, gs:// gcsfs, az:// adlfs.") from exc
+
+
 def write_parquet(df: pd.DataFrame, url: str) -> None:
     """Write `df` to `url` atomically: temp file in the same folder, then rename over the target."""
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = _filesystem(url)
     parent = path.rsplit("/", 1)[0]
     fs.makedirs(parent, exist_ok=True)
     tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
@@ -140,7 +149,7 @@ def write_parquet(df: pd.DataFrame, url: str) -> None:
 
 
 def read_parquet(url: str) -> pd.DataFrame:
-    fs, path = fsspec.core.url_to_fs(url)
+    fs, path = _filesystem(url)
     with fs.open(path, "rb") as fh:
         return pd.read_parquet(fh)
 
