@@ -3,9 +3,11 @@
 Targets (simulator issue): the default store (scale 1, two years ending yesterday) simulated in
 < 90 s on 2 cores. Throughput is reported in order lines per second, end to end (world set-up
 included) and for the day loop alone, at scale 1, at scale 10 and, with `--scale large`, at the
-size of five million order lines. The small run simulates scale 10 over a shorter window. The
-default store's time per phase (the simulator's own timings: orders, overnight receipts, after-sales,
-...) shows where the time goes.
+size of five million order lines (memory < 8 GB). The small run simulates scale 10 over a shorter
+window. The default store's size (SKUs, customers, order lines) and time per phase (the simulator's
+own timings: orders, overnight receipts, after-sales, ...) show what was built and where the time goes.
+Peak memory is the process's resident high-water mark after each run (runs go smallest first, so
+the last one's is its own).
 """
 
 from __future__ import annotations
@@ -35,13 +37,27 @@ def simulate_into_fresh_sqlite(config: SimulationConfig) -> SimulationReport:
             db.dispose()
 
 
-def _throughput(name: str, label: str, report: SimulationReport) -> list[Metric]:
+MEMORY_LIMIT_GB = 8.0
+
+
+def _peak_memory_gb() -> float:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024**3 if sys.platform == "darwin" else peak / 1024**2  # bytes on macOS, KiB on Linux
+
+
+def _throughput(name: str, label: str, report: SimulationReport, *, memory_target: bool = False) -> list[Metric]:
     loop = max(report.seconds - report.setup_seconds, 1e-9)
+    peak = _peak_memory_gb()
     return [
         Metric(name, f"order lines ({label})", float(report.order_lines), "lines"),
         Metric(name, f"wall time ({label})", report.seconds, "s"),
         Metric(name, f"order lines/s end to end ({label})", report.lines_per_second, "lines/s"),
         Metric(name, f"order lines/s day loop ({label})", report.order_lines / loop, "lines/s"),
+        Metric(name, f"peak memory ({label})", peak, "GB", f"< {MEMORY_LIMIT_GB:.0f}" if memory_target else "",
+               peak < MEMORY_LIMIT_GB if memory_target else None),
     ]
 
 
@@ -50,14 +66,15 @@ def run(size: str) -> list[Metric]:
     default = simulate_into_fresh_sqlite(SimulationConfig(seed=7))
     metrics.append(Metric("simulate default store", f"wall time (scale 1, {default.days} days)", default.seconds, "s",
                           f"< {DEFAULT_TARGET_SECONDS:.0f}", default.seconds < DEFAULT_TARGET_SECONDS))
-    metrics.append(Metric("simulate default store", "orders", float(default.orders), "orders"))
+    metrics += [Metric("simulate default store", what, float(n), unit) for what, n, unit in (
+        ("SKUs", default.skus, "SKUs"), ("customers", default.customers, "customers"), ("orders", default.orders, "orders"))]
     metrics += [Metric("simulate default store", f"time in {phase}", seconds, "s") for phase, seconds in sorted(default.timings.items())]
     metrics += _throughput("simulate scale 1", "scale 1", default)
     if size == "large":
         ten = simulate_into_fresh_sqlite(SimulationConfig(seed=7, scale=10))
         metrics += _throughput("simulate scale 10", f"scale 10, {ten.days} days", ten)
         big = simulate_into_fresh_sqlite(SimulationConfig(seed=7, lines_target=LARGE_LINES))
-        metrics += _throughput("simulate 5M lines", f"scale {big.scale:g}, {big.days} days", big)
+        metrics += _throughput("simulate 5M lines", f"scale {big.scale:g}, {big.days} days", big, memory_target=True)
     else:
         ten = simulate_into_fresh_sqlite(SimulationConfig(seed=7, days=SCALE10_SMALL_DAYS, scale=10))
         metrics += _throughput("simulate scale 10", f"scale 10, {ten.days} days", ten)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -37,6 +38,7 @@ from om_core.errors import (
     UnknownOrder,
     UnknownProduct,
     UnknownPurchaseOrder,
+    UnknownSupplier,
     ValidationError,
 )
 from om_core.models import (
@@ -61,17 +63,18 @@ from om_core.models import (
     ShippingMethod,
     Stock,
     StockMovement,
+    Supplier,
     TaxRate,
     TrackingEvent,
     Transfer,
 )
 from om_core.money import to_money
 from om_core.services import idempotency, inventory, notifications, payments, webhooks
-from om_core.services.catalog import _PRODUCTS_BY_SKU
+from om_core.services.catalog import _PRODUCTS_BY_SKU, ProductIn
 from om_core.services.customers import AddressIn, CustomerIn, customers_with_addresses
 from om_core.services.events import record_events
 from om_core.services.feedback import FeedbackIn
-from om_core.services.fulfilment import CARRIERS
+from om_core.services.fulfilment import CARRIERS, STATUS_FOR_EVENT, TRACKING_PROGRESS, TrackingEventIn, UnknownShipment
 from om_core.services.inventory import ReceiptIn, TransferIn
 from om_core.services.orders import (
     Lookups,
@@ -83,7 +86,7 @@ from om_core.services.orders import (
     status_from,
 )
 from om_core.services.promotions import _ACTIVE, normalize_codes, select_promotions
-from om_core.services.purchasing import ReceiptLineIn, receipt_lines
+from om_core.services.purchasing import PurchaseOrderIn, ReceiptLineIn, receipt_lines
 from om_core.services.returns import (
     InspectionIn,
     ReturnIn,
@@ -232,11 +235,20 @@ class BatchLookups(Lookups):
                 self._used_by[(promo.id, customer_id)] += 1
 
 
-def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None = None, notify: bool = False) -> list[BulkResult]:
+Refused = Callable[[int, StoreOMError], "dict[str, Any] | OrderIn | None"]
+
+
+def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None = None, notify: bool = False,
+                 on_refused: Refused | None = None) -> list[BulkResult]:
     """Place many orders in the caller's transaction. Each result is the order number or the error
     that request got, as if the requests were placed one by one with `orders.place_order` in that
     order: a request that is short, invalid or whose card is declined writes nothing for itself (its
     stock and promotion use stay free for the requests after it); the others still go through.
+
+    `on_refused(index, error)`: the customer's answer to a refusal of request `index` (e.g. fewer
+    units, or waiting for a backorder after `InsufficientStock`): a new request, placed at once (as if
+    right after the refused one, at the same `placed_at`), or None to give up. The result is then the
+    answer's. Requests with an idempotency key get no second try.
 
     The payment of each order is authorized right after its draft, before anything is written; a
     till sale is handed over, and its payment captured, at its own `placed_at`."""
@@ -258,19 +270,41 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
     on_rollback(session, lambda: [gw.void(ref, amount, why) for gw, ref, amount, why in holds])  # type: ignore[func-returns-value]
     for i, req in parsed:
         item = batch[i]
+        placed = _draft_and_authorize(session, look, i, req, item, results, digests, holds, on_refused)
+        if placed is None:
+            continue
+        req, draft, number, auth = placed
+        if auth is not None:
+            authorized[len(entries)] = auth
+        look.take(draft, req.customer_id)
+        entries.append((req, draft, item.placed_at))
+        placed_index.append(i)
+        numbers.append(number)
+    if not entries:
+        return results
+    return _write_placed(session, batch, results, entries, placed_index, numbers, digests, authorized, actor=actor, notify=notify)
+
+
+def _draft_and_authorize(session: Session, look: BatchLookups, i: int, req: OrderIn, item: BulkOrder, results: list[BulkResult],
+                         digests: dict[int, str], holds: list[tuple[Any, str, Decimal, str]], on_refused: Refused | None,
+                         ) -> tuple[OrderIn, Any, str, tuple[Decimal, Any] | None] | None:
+    """Draft request `i` and authorize its payment (trying the customer's answers to a refusal); the
+    request, draft, order number and authorization, or None when it ends refused or remembered."""
+    while True:
         try:
             if item.idempotency_key is not None:
                 digest = idempotency.request_hash(req)
                 remembered = idempotency.recall(session, "order.place", item.idempotency_key, digest)
                 if remembered is not None:
                     results[i].number = remembered["order_number"]
-                    continue
+                    return None
                 digests[i] = digest
             draft = build_draft(session, req, lock=True, at=item.placed_at, lookups=look)
             if draft.total > 0 and req.payment_token is None:
                 raise ValidationError("A payment token is required for an order with a total above zero",
                                       errors=[{"field": "payment_token", "reason": "required"}])
             number = _new_number()
+            auth = None
             if req.payment_token is not None:
                 gw = payments.get_gateway(req.gateway)
                 amount = to_money(draft.total)
@@ -279,22 +313,36 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
                     if not result.approved:
                         raise PaymentDeclined(f"Payment declined: {result.message}", order=number, amount=str(amount))
                     holds.append((gw, result.reference, amount, f"{number}:compensate"))
-                    authorized[len(entries)] = (amount, result)
+                    auth = (amount, result)
+            return req, draft, number, auth
         except StoreOMError as exc:
-            results[i].error = exc
-            continue
-        look.take(draft, req.customer_id)
-        entries.append((req, draft, item.placed_at))
-        placed_index.append(i)
-        numbers.append(number)
-    if not entries:
-        return results
+            answer = on_refused(i, exc) if on_refused is not None and item.idempotency_key is None else None
+            if answer is None:
+                results[i].error = exc
+                return None
+            try:
+                answered = parse(OrderIn, answer)
+                if answered.customer_id != req.customer_id or {l.sku for l in answered.lines} - {l.sku for l in req.lines}:
+                    raise ValidationError("An answer to a refusal keeps the customer and only drops or reduces lines",
+                                          errors=[{"field": "lines", "reason": "not in the refused request"}])
+                if answered.payment_token is not None:
+                    payments.check_token(answered.payment_token)
+            except StoreOMError as bad:
+                results[i].error = bad
+                return None
+            req = answered
+
+
+def _write_placed(session: Session, batch: list[BulkOrder], results: list[BulkResult], entries: list[tuple[OrderIn, Any, datetime]],
+                  placed_index: list[int], numbers: list[str], digests: dict[int, str], authorized: dict[int, tuple[Decimal, Any]],
+                  *, actor: str | None, notify: bool) -> list[BulkResult]:
+    """Write the accepted drafts: orders, payments, till hand-overs, idempotency records, confirmations."""
     placed = _record_orders(session, entries, actor=actor, event="order_placed", adopt=False, numbers=numbers)
     _record_payments(session, placed, entries, authorized, actor=actor)
     carry_out = {o.id: e[2] for o, e in zip(placed, entries) if e[0].delivery == "carry_out"}
     if carry_out:  # till sales: handed over, i.e. fulfilled and delivered, when they were rung up
         ids = list(carry_out)
-        _hand_over_all(session, ids, at=carry_out, actor=actor)
+        _hand_over_all(session, ids, at=carry_out, actor=actor, refresh=False)  # delivered at once: one status refresh below
         session.execute(update(OrderLine).where(OrderLine.order_id.in_(ids)).values(quantity_delivered=OrderLine.quantity_fulfilled))
         _refresh_statuses(session, ids, carry_out)
     for i, order in zip(placed_index, placed):
@@ -386,11 +434,11 @@ def _when(at: datetime | dict[int, datetime] | None, order_id: int) -> datetime:
 
 
 def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | dict[int, datetime] | None, actor: str | None,
-                   location_filter: dict[int, set[int]] | None = None) -> dict[int, dict[int, int]]:
+                   location_filter: dict[int, set[int]] | None = None, refresh: bool = True) -> dict[int, dict[int, int]]:
     """Every active reservation of these orders (optionally only at given locations per order) becomes
     a sale: reservation rows fulfilled, 'sale' ledger rows, on hand down, lines fulfilled; then the
-    open authorizations are captured. `at`: one moment for all, or each order's own ({order id: at}).
-    Returns {order_id: {line_id: units}} handed over."""
+    open authorizations are captured and (`refresh`) the order statuses follow. `at`: one moment for
+    all, or each order's own ({order id: at}). Returns {order_id: {line_id: units}} handed over."""
     rows = read_rows(session, _ACTIVE_RESERVATIONS, {"order_ids": order_ids})
     stock_location = dict(session.execute(select(Stock.id, Stock.location_id).where(Stock.id.in_({r.stock_id for r in rows}))).all()) if rows else {}
     if location_filter is not None:
@@ -415,7 +463,8 @@ def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | dic
     write_rows(session, _LINE_FULFILLED, [{"lid": lid, "units": q} for lid, q in per_line.items()])
     write_rows(session, _START_FULFILMENT, [{"oid": oid, "now": when[oid]} for oid in handed])
     _capture_open(session, list(handed), at=when, actor=actor)
-    _refresh_statuses(session, list(handed), when)
+    if refresh:
+        _refresh_statuses(session, list(handed), when)
     return handed
 
 
@@ -550,8 +599,17 @@ def deliver_shipments(session: Session, deliveries: dict[str, datetime], *, acto
     rows = read_rows(session, _SHIPMENTS_BY_NUMBER, {"numbers": list(deliveries)})
     pickups = [r for r in rows if r.kind == "pickup" and r.status == "ready_for_pickup"]
     parcels = [r for r in rows if r.kind != "pickup" and r.status in ("dispatched", "in_transit", "out_for_delivery", "exception")]
-    for r in pickups:  # collected: the goods leave the store now
-        _hand_over_all(session, [r.order_id], at=deliveries[r.number], actor=actor, location_filter={r.order_id: {r.location_id}})
+    # collected: the goods leave the store now (one hand-over for orders with one pickup in the batch)
+    per_order: dict[int, list[Any]] = defaultdict(list)
+    for r in pickups:
+        per_order[r.order_id].append(r)
+    single = {oid: rs[0] for oid, rs in per_order.items() if len(rs) == 1}
+    if single:
+        _hand_over_all(session, sorted(single), at={oid: deliveries[r.number] for oid, r in single.items()}, actor=actor,
+                       location_filter={oid: {r.location_id} for oid, r in single.items()})
+    for r in pickups:
+        if r.order_id not in single:
+            _hand_over_all(session, [r.order_id], at=deliveries[r.number], actor=actor, location_filter={r.order_id: {r.location_id}})
     done = pickups + parcels
     if not done:
         return
@@ -610,10 +668,13 @@ def _select_in(session: Session, stmt: Any, name: str, keys: list[Any]) -> list[
     return [row for i in range(0, len(keys), _CHUNK) for row in read_rows(session, stmt, {name: keys[i:i + _CHUNK]})]
 
 
-def create_customers(session: Session, items: list[CustomerIn | dict[str, Any]]) -> list[int]:
+def create_customers(session: Session, items: list[CustomerIn | dict[str, Any]], *, created_at: list[datetime] | None = None) -> list[int]:
     """`customers.create_customer` for many at once: the same validation and uniqueness of email and
     external reference (against the database and within the batch), each with its default address.
+    `created_at`: when each signed up (an import of history, a simulation), else now for all.
     Returns the new ids in the order of `items`; one bad or duplicate item refuses the whole batch."""
+    if created_at is not None and len(created_at) != len(items):
+        raise ValidationError("created_at needs one moment per customer", errors=[{"field": "created_at", "reason": "length differs from items"}])
     data = _parse_all(CustomerIn, items, "customers")
     for field in ("email", "external_ref"):
         seen: set[str] = set()
@@ -631,10 +692,10 @@ def create_customers(session: Session, items: list[CustomerIn | dict[str, Any]])
                                 **{field: value})
     if not data:
         return []
-    now = utcnow()
+    moments = created_at if created_at is not None else [utcnow()] * len(data)
     ids = [r[0] for r in write_rows(session, _INSERT_CUSTOMERS, [
-        {**d.model_dump(exclude={"address"}), "marketing_consent_at": now if d.marketing_consent else None, "created_at": now}
-        for d in data
+        {**d.model_dump(exclude={"address"}), "marketing_consent_at": at if d.marketing_consent else None, "created_at": at}
+        for d, at in zip(data, moments)
     ])]
     addresses = [{**d.address.model_dump(), "customer_id": cid, "is_default": True} for cid, d in zip(ids, data) if d.address]
     if addresses:
@@ -1240,8 +1301,170 @@ def receive_purchase_orders(session: Session, receipts: list[tuple[str, list[Rec
     return {po.number: status[po.id] for po in pos.values()}
 
 
+# --- the catalogue in a batch --------------------------------------------------------------------------
+
+_SKUS_TAKEN = select(Product.sku).where(Product.sku.in_(bindparam("keys", expanding=True)))
+_SUPPLIER_IDS = select(Supplier.id, Supplier.code)
+_INSERT_PRODUCTS = insert(Product.__table__).returning(Product.id, sort_by_parameter_order=True)
+
+
+def create_products(session: Session, items: list[ProductIn | dict[str, Any]]) -> list[int]:
+    """`catalog.create_product` for many (a catalogue set up or imported): the same validation, SKUs
+    unique (against the database and within the batch), suppliers by code. Returns the new ids in the
+    order of `items`; one bad or duplicate item refuses the whole batch."""
+    data = _parse_all(ProductIn, items, "products")
+    seen: set[str] = set()
+    for d in data:
+        if d.sku in seen:
+            raise AlreadyExists(f"The batch has SKU {d.sku} twice", sku=d.sku)
+        seen.add(d.sku)
+    taken = sorted(r[0] for r in _select_in(session, _SKUS_TAKEN, "keys", sorted(seen)))
+    if taken:
+        raise AlreadyExists(f"SKU {taken[0]} already exists", sku=taken[0])
+    if not data:
+        return []
+    suppliers = {r.code: r.id for r in read_rows(session, _SUPPLIER_IDS)}
+    unknown = sorted({d.supplier for d in data if d.supplier} - suppliers.keys())
+    if unknown:
+        raise UnknownSupplier(f"Unknown supplier {unknown[0]!r}", supplier=unknown[0])
+    now = utcnow()
+    return [r[0] for r in write_rows(session, _INSERT_PRODUCTS, [
+        {**d.model_dump(exclude={"supplier"}), "supplier_id": suppliers[d.supplier] if d.supplier else None, "created_at": now} for d in data
+    ])]
+
+
+# --- carrier exceptions in a batch --------------------------------------------------------------------
+
+_SHIPMENTS_BY_TRACKING = (
+    select(Shipment.id, Shipment.number, Shipment.order_id, Shipment.status, Shipment.delayed, Shipment.tracking_number,
+           Shipment.carrier, Shipment.estimated_at, Shipment.promised_at)
+    .where(Shipment.tracking_number.in_(bindparam("numbers", expanding=True)))
+)
+_SCANS_KNOWN = select(TrackingEvent.shipment_id, TrackingEvent.carrier_event_id).where(
+    TrackingEvent.shipment_id.in_(bindparam("ids", expanding=True)))
+_SET_EXCEPTION = (
+    update(Shipment.__table__).where(Shipment.id == bindparam("sid"))
+    .values(status=bindparam("status"), delayed=True, estimated_at=bindparam("estimated"))
+)
+
+
+def record_exceptions(session: Session, scans: list[TrackingEventIn | dict[str, Any]], *, received_at: list[datetime] | None = None) -> int:
+    """`fulfilment.record_tracking_event` for many carrier 'exception' scans (a parcel held up): each
+    recorded once per carrier event id, the shipment in exception unless it is further along, flagged
+    delayed (a 'shipment_delayed' event the first time) and its customer told ('delayed' message),
+    a 'tracking_exception' event. `received_at`: when each scan came in (default now). Returns how many
+    scans were new; one bad scan (unknown tracking number, parcel not dispatched, another kind) refuses
+    the whole batch."""
+    data = _parse_all(TrackingEventIn, scans, "scans")
+    if received_at is not None and len(received_at) != len(data):
+        raise ValidationError("received_at needs one moment per scan", errors=[{"field": "received_at", "reason": "length differs from scans"}])
+    other = [i for i, d in enumerate(data) if d.kind != "exception"]
+    if other:
+        raise ValidationError("Only 'exception' scans are recorded in a batch", errors=[{"field": f"{i}.kind", "reason": "not exception"} for i in other])
+    if not data:
+        return 0
+    moments = received_at if received_at is not None else [utcnow()] * len(data)
+    shipments = {r.tracking_number: r for r in _select_in(session, _SHIPMENTS_BY_TRACKING, "numbers", sorted({d.tracking_number for d in data}))}
+    for d in data:
+        row = shipments.get(d.tracking_number)
+        if row is None:
+            raise UnknownShipment(f"No shipment with tracking number {d.tracking_number!r}", tracking_number=d.tracking_number)
+        if row.status in ("pending", "packed", "cancelled"):
+            raise InvalidTransition(f"Shipment {row.number} has not been dispatched", shipment=row.number, status=row.status)
+    known = {(r.shipment_id, r.carrier_event_id) for r in _select_in(session, _SCANS_KNOWN, "ids", sorted({r.id for r in shipments.values()}))}
+    state = {r.id: {"status": r.status, "delayed": r.delayed, "estimated": r.estimated_at} for r in shipments.values()}
+    new, events, flagged, messages = [], [], {}, []
+    for d, now in zip(data, moments):
+        row = shipments[d.tracking_number]
+        if (row.id, d.carrier_event_id) in known:
+            continue
+        known.add((row.id, d.carrier_event_id))
+        new.append({"shipment_id": row.id, "kind": d.kind, "at": d.at, "location_text": d.location, "description": d.description,
+                    "carrier_event_id": d.carrier_event_id, "received_at": now})
+        st = state[row.id]
+        if d.estimated_delivery is not None:
+            st["estimated"] = d.estimated_delivery
+        if st["status"] != "delivered":
+            if TRACKING_PROGRESS[d.kind] >= TRACKING_PROGRESS.get(st["status"], 0):
+                st["status"] = STATUS_FOR_EVENT[d.kind]
+            why = d.description or "carrier exception"
+            if not st["delayed"]:
+                st["delayed"] = True
+                events.append(dict(order_id=row.order_id, kind="shipment_delayed", actor=None, channel=None,
+                                   data={"shipment": row.number, "reason": why}, at=now))
+            flagged.setdefault(row.id, (row, why, now, st["estimated"]))  # one message per parcel: the first scan's
+        events.append(dict(order_id=row.order_id, kind=f"tracking_{d.kind}", actor=None, channel=None,
+                           data={"shipment": row.number, "at": d.at.isoformat()}, at=now))
+    if not new:
+        return 0
+    write_rows(session, _INSERT_TRACKING, new)
+    _write_some(session, _SET_EXCEPTION, [{"sid": sid, "status": state[sid]["status"], "estimated": state[sid]["estimated"]} for sid in flagged])
+    record_events(session, events)
+    if flagged:
+        orders = _Orders(session, {row.order_id for row, _, _, _ in flagged.values()})
+        for row, why, now, estimated in flagged.values():
+            messages.append(orders.message(row.order_id, "delayed", dedupe_suffix=row.number, at=now, tracking_number=row.tracking_number,
+                                           carrier=row.carrier, estimated_delivery=f"{estimated:%Y-%m-%d}" if estimated else None, reason=why))
+        notifications.enqueue_many(session, messages)
+    _forget_loaded(session, Shipment, TrackingEvent)
+    return len(new)
+
+
+# --- purchase orders raised in a batch ----------------------------------------------------------------
+
+_SUPPLIERS = select(Supplier.id, Supplier.code, Supplier.lead_time_days)
+_INSERT_PURCHASE_ORDERS = insert(PurchaseOrder.__table__).returning(PurchaseOrder.id, sort_by_parameter_order=True)
+_INSERT_PURCHASE_ORDER_LINES = insert(PurchaseOrderLine.__table__)
+
+
+def create_purchase_orders(session: Session, items: list[PurchaseOrderIn | dict[str, Any]], *, actor: str | None = None,
+                           send: bool = False) -> list[str]:
+    """`purchasing.create_purchase_order` for many (and, with `send`, `send_purchase_order` right
+    after): the same validation, unit costs from the catalog when missing, arrival from the longest
+    lead time when not given. Returns the PO numbers in the order of `items`; one bad item (unknown
+    supplier, location or SKU, a SKU twice on one order) refuses the whole batch."""
+    data = _parse_all(PurchaseOrderIn, items, "purchase orders")
+    twice = [i for i, d in enumerate(data) if len({l.sku for l in d.lines}) != len(d.lines)]
+    if twice:
+        raise ValidationError("Each SKU may appear once per purchase order",
+                              errors=[{"field": f"{i}.lines", "reason": "duplicate sku"} for i in twice])
+    if not data:
+        return []
+    suppliers = {r.code: r for r in read_rows(session, _SUPPLIERS)}
+    unknown = sorted({d.supplier for d in data} - suppliers.keys())
+    if unknown:
+        raise UnknownSupplier(f"Unknown supplier {unknown[0]!r}", supplier=unknown[0])
+    products, locations = _products_and_locations(session, {l.sku for d in data for l in d.lines}, {d.location for d in data})
+    by_id = {r.id: r for r in suppliers.values()}
+    now = utcnow()
+    orders, lines = [], []
+    for d in data:
+        expected = d.expected_at
+        if expected is None:
+            days = max(_lead_days(products[l.sku], by_id) for l in d.lines)
+            expected = now + timedelta(days=float(days))
+        orders.append(dict(number=f"PO-{now:%y%m%d}-{secrets.token_hex(3).upper()}", supplier_id=suppliers[d.supplier].id,
+                           location_id=locations[d.location].id, status="sent" if send else "draft", expected_at=expected, note=d.note,
+                           created_by=actor, created_at=now, sent_at=now if send else None, closed_at=None))
+    ids = [r[0] for r in write_rows(session, _INSERT_PURCHASE_ORDERS, orders)]
+    for po_id, d in zip(ids, data):
+        lines += [dict(purchase_order_id=po_id, product_id=products[l.sku].id, quantity_ordered=l.quantity, quantity_received=0,
+                       unit_cost=l.unit_cost if l.unit_cost is not None else products[l.sku].cost) for l in d.lines]
+    write_rows(session, _INSERT_PURCHASE_ORDER_LINES, lines)
+    return [o["number"] for o in orders]
+
+
+def _lead_days(product: Any, suppliers: dict[int, Any]) -> Decimal:
+    """`catalog.lead_time`'s mean for a product row: its own, else its supplier's, else 7 days."""
+    if product.lead_time_days is not None:
+        return Decimal(product.lead_time_days)
+    supplier = suppliers.get(product.supplier_id)
+    return Decimal(supplier.lead_time_days) if supplier is not None else Decimal(7)
+
+
 __all__ = [
-    "BatchLookups", "BulkOrder", "BulkResult", "FeedbackEntry", "ReturnOpening", "ReturnReceipt", "create_customers", "deliver_shipments",
+    "BatchLookups", "BulkOrder", "BulkResult", "FeedbackEntry", "ReturnOpening", "ReturnReceipt", "create_customers", "create_products", "create_purchase_orders",
+    "deliver_shipments", "record_exceptions",
     "open_returns", "record_feedbacks",
     "place_orders", "receive_returns",
     "receive_purchase_orders", "receive_stock", "refund_returns", "ship_orders", "transfer_stock",

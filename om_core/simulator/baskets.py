@@ -12,8 +12,10 @@ probability (a SKU's partners: one of its own category, one of a complementary o
 * items that go with something a customer bought (the lead SKU is a partner of an earlier purchase:
   the same category's staple, or a complementary category's) are often bought by that customer a few
   days to weeks later ("goes with" follow-ups);
-* POS sales are half anonymous (no loyalty card); online customers may pick up at their home store;
-* customers are only drawn between the day they join and the day they lapse.
+* POS sales are partly anonymous (no loyalty card); online customers may pick up at their home store;
+* customers are only drawn between the day they join and the day they lapse; a customer who joins
+  during the period places a first order within a few weeks (most sign up to buy), at their
+  preferred channel (the home store's till for store shoppers), then shops like everyone else.
 
 The shipping method depends on the segment (premium customers pay for speed), new customers use the
 welcome coupon on their first online order now and then, and a few online payments are declined.
@@ -35,13 +37,15 @@ from om_core.simulator.world import ARCHETYPES, CITIES, TASTE_GROUPS, World
 WELCOME_COUPON = "WELCOME10"
 MEAN_LINES = {"store": 2.0, "web": 1.6, "app": 1.5, "marketplace": 1.25}
 PARTNER_RATE = 0.12
-ANONYMOUS_POS = 0.5
+ANONYMOUS_POS = 0.4
 PICKUP_SHARE = 0.12
 DECLINE_RATE = 0.003
 REPEAT_SHARE = 0.55
+NEWCOMER_SHARE = 0.6  # of baskets at a point and taste group with someone who joined and has not ordered yet: theirs
 FOLLOW_SHARE = 0.3  # of baskets led by an item that goes with an earlier purchase: bought by that earlier buyer (knob `follow_share`)
 FOLLOW_DAYS = (2, 120)  # a follow-up comes this many days after the purchase it goes with
 # how a customer with a preferred channel (web, app, marketplace, store) spreads purchases over point kinds (store, web, app, marketplace)
+PREFERRED_KIND = ("web", "app", "marketplace", "store")  # world.PREFERRED_CHANNELS as selling point kinds
 KIND_WEIGHTS = np.array([
     [0.15, 0.70, 0.10, 0.05],
     [0.15, 0.15, 0.65, 0.05],
@@ -119,6 +123,18 @@ class BasketMaker:
         self.partners = [tuple(int(x) for x in row if x >= 0) for row in skus.partners]
         self.follow_share = float(cfg.knob("follow_share", FOLLOW_SHARE))
         self.ordered_before = np.zeros(len(cust), dtype=bool)
+        # sign-ups waiting for their first order, by (selling point, taste group): the preferred
+        # channel's point, or the home store's till
+        online = {p.kind: j for j, p in enumerate(demand.points) if p.store is None}
+        till = {p.store: j for j, p in enumerate(demand.points) if p.store is not None}
+        joiners = np.flatnonzero(cust.join_day >= 0)
+        self.joiners = joiners[np.argsort(cust.join_day[joiners], kind="stable")].tolist()
+        self.joiner_point: dict[int, int] = {}
+        for c in self.joiners:
+            kind = PREFERRED_KIND[int(cust.preferred[c])]
+            self.joiner_point[c] = till[int(cust.home_store[c])] if kind == "store" else online[kind]
+        self.next_joiner = 0
+        self.newcomers: dict[tuple[int, int], deque] = {}
         self.coupon_used = np.zeros(len(cust), dtype=bool)
         self.seq = 0
         self.qty_extra = [world.categories[c].extra_qty for c in skus.category]
@@ -134,8 +150,14 @@ class BasketMaker:
         return bool(cust.join_day[c] <= day < cust.lapse_day[c])
 
     def _customer(self, point: int, group: int, day: int) -> int | None:
-        """A customer of taste group `group` at `point` (None if nobody eligible turns up)."""
+        """A customer of taste group `group` at `point` (None if nobody eligible turns up): often a
+        recent sign-up's first order, else a member by activity."""
         pool, rng = self.pools[point], self.rng
+        waiting = self.newcomers.get((point, group))
+        while waiting and rng.random() < NEWCOMER_SHARE:
+            c = waiting.popleft()
+            if not self.ordered_before[c] and self._eligible(c, day):
+                return c
         members = pool.members[group]
         if len(members) == 0:
             return None
@@ -190,6 +212,11 @@ class BasketMaker:
         world, demand, nrng = self.world, self.demand, self.np_rng
         skus = world.skus
         day_start = datetime.combine(demand.date(day), time(0), tzinfo=UTC)
+        cust = world.customers
+        while self.next_joiner < len(self.joiners) and cust.join_day[self.joiners[self.next_joiner]] <= day:
+            c = self.joiners[self.next_joiner]
+            self.newcomers.setdefault((self.joiner_point[c], int(cust.taste_group[c])), deque()).append(c)
+            self.next_joiner += 1
         lam = demand.expected(day) * active[:, None]
         shock = nrng.lognormal(0.0, 0.12, size=len(demand.points))
         counts = nrng.poisson(lam * shock[None, :] / demand.mean_qty[:, None] / (1 + PARTNER_RATE))

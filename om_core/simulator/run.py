@@ -38,7 +38,7 @@ import math
 import random
 import time as wallclock
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -159,22 +159,31 @@ class Recorder:
         self.bulk = bulk
         self.path = "bulk" if bulk is not None else "per-order"
 
-    def place(self, session: Session, batch: list[tuple[dict[str, Any], datetime]]) -> list[tuple[str | None, StoreOMError | None]]:
+    def place(self, session: Session, batch: list[tuple[dict[str, Any], datetime]],
+              on_refused: Callable[[int, StoreOMError], dict[str, Any] | None] | None = None) -> list[tuple[str | None, StoreOMError | None]]:
+        """Place these orders; `on_refused(index, error)` gives the customer's answer to a refusal (a new
+        request, tried at once) or None."""
         if not batch:
             return []
         if self.bulk is None:
-            return [self._place_one(session, request, at) for request, at in batch]
+            return [self._place_one(session, i, request, at, on_refused) for i, (request, at) in enumerate(batch)]
         with frozen_at(batch[-1][1]):
-            results = self.bulk.place_orders(session, [self.bulk.BulkOrder(request=req, placed_at=at) for req, at in batch], actor=ACTOR, notify=False)
+            results = self.bulk.place_orders(session, [self.bulk.BulkOrder(request=req, placed_at=at) for req, at in batch], actor=ACTOR,
+                                             notify=False, on_refused=on_refused)
         return [(r.number, r.error) for r in results]
 
     @staticmethod
-    def _place_one(session: Session, request: dict[str, Any], at: datetime) -> tuple[str | None, StoreOMError | None]:
-        try:
-            with frozen_at(at), session.begin_nested():
-                return orders.place_order(session, request, actor=ACTOR).number, None
-        except StoreOMError as exc:
-            return None, exc
+    def _place_one(session: Session, index: int, request: dict[str, Any], at: datetime,
+                   on_refused: Callable[[int, StoreOMError], dict[str, Any] | None] | None) -> tuple[str | None, StoreOMError | None]:
+        while True:
+            try:
+                with frozen_at(at), session.begin_nested():
+                    return orders.place_order(session, request, actor=ACTOR).number, None
+            except StoreOMError as exc:
+                answer = on_refused(index, exc) if on_refused is not None else None
+                if answer is None:
+                    return None, exc
+                request = answer
 
     def ship(self, session: Session, numbers: list[str], at: datetime, *, pickups: set[str] = frozenset()) -> dict[str, list[str]]:  # type: ignore[assignment]
         """Ship these orders (`pickups`: those to be collected in store, made ready instead)."""
@@ -424,20 +433,25 @@ class Simulation:
         w = self.world
         skus, cats = w.skus, w.categories
         bar = self._progress(len(idx), "catalogue", "sku") if len(idx) > 200 else None
+        payloads = []
         for i in idx:
             cat = cats[int(skus.category[i])]
-            product = catalog.create_product(s, {
+            payloads.append({
                 "sku": skus.code[i], "name": skus.name[i], "category": cat.code, "brand": skus.brand[i], "price": str(skus.price[i]),
                 "cost": str(skus.cost[i]), "tax_class": cat.tax_class, "size": skus.size[i], "colour": skus.colour[i],
                 "pack_size": int(skus.pack[i]), "min_order_qty": int(skus.pack[i]), "weight_kg": f"{skus.weight[i]:.3f}", "supplier": cat.supplier,
                 "returnable": bool(skus.returnable[i]), "backorder_policy": "allow" if skus.backorder[i] else "deny",
                 "attributes": {"style": int(skus.style[i]), "abc": "ABC"[int(skus.abc[i])]},
             })
-            self.product_id[i] = product.id
-            self.sku_of_product[product.id] = i
-            self.listed[i] = self.active[i] = True
+        helper = self.recorder.bulk_helper("create_products")
+        for chunk_idx, chunk in zip(_chunks(idx, 2000), _chunks(payloads, 2000)):
+            ids = helper(s, chunk) if helper is not None else [catalog.create_product(s, p).id for p in chunk]
+            for i, product_id in zip(chunk_idx, ids):
+                self.product_id[i] = product_id
+                self.sku_of_product[product_id] = i
+                self.listed[i] = self.active[i] = True
             if bar is not None:
-                bar.update(1)
+                bar.update(len(chunk))
         if bar is not None:
             bar.close()
         self.report.skus = int(self.listed.sum())
@@ -460,7 +474,7 @@ class Simulation:
 
     def _create_customers(self, idx: list[int], *, before: bool = False, session: Session | None = None, day: int = 0) -> None:
         """Customers sign up: those from before the period on their own sign-up dates, then day by day.
-        With the core's batched `create_customers` (when it has one), one call per sign-up day."""
+        With the core's batched `create_customers` (when it has one), one call per 5,000, each at their own sign-up moment."""
         if not idx:
             return
         cust = self.world.customers
@@ -471,14 +485,12 @@ class Simulation:
                 ctx = self.db.transaction() if session is None else nullcontext(session)
                 with ctx as s:
                     if helper is not None:
-                        by_day: dict[int, list[int]] = defaultdict(list)
-                        for c in chunk:
-                            by_day[int(cust.join_day[c]) if before else day].append(c)
-                        for d, members in sorted(by_day.items()):
-                            with frozen_at(self.at(0, time(12)) + timedelta(days=d) if before else self.at(day, MORNING)):
-                                ids = helper(s, [self._customer_payload(c) for c in members])
-                            for c, cid in zip(members, ids):
-                                self.customer_id[c] = cid
+                        moments = [self.at(0, time(12)) + timedelta(days=int(cust.join_day[c])) if before else self.at(day, MORNING)
+                                   for c in chunk]
+                        with frozen_at(max(moments)):
+                            ids = helper(s, [self._customer_payload(c) for c in chunk], created_at=moments)
+                        for c, cid in zip(chunk, ids):
+                            self.customer_id[c] = cid
                     else:
                         for c in chunk:
                             with frozen_at(self._signup_moment(c, None if before else day)):
@@ -823,11 +835,16 @@ class Simulation:
             self.backorders = [r for r in still if waiting.get(r.number) or reserved_left.get(r.number)]
 
     def _deliver(self, s: Session, day: int) -> None:
-        for tracking, at, rec in self.exceptions.pop(day, []):
-            with frozen_at(at):
-                fulfilment.record_tracking_event(s, {"tracking_number": tracking, "kind": "exception", "at": at,
-                                                     "carrier_event_id": f"sim:{tracking}:exception",
-                                                     "description": self.rng.choice(DELAY_REASONS)})
+        scans = [({"tracking_number": tracking, "kind": "exception", "at": at, "carrier_event_id": f"sim:{tracking}:exception",
+                   "description": self.rng.choice(DELAY_REASONS)}, at) for tracking, at, _ in self.exceptions.pop(day, [])]
+        helper = self.recorder.bulk_helper("record_exceptions")
+        if helper is not None and scans:
+            with frozen_at(max(at for _, at in scans)):
+                helper(s, [scan for scan, _ in scans], received_at=[at for _, at in scans])
+        else:
+            for scan, at in scans:
+                with frozen_at(at):
+                    fulfilment.record_tracking_event(s, scan)
         due = self.deliveries.pop(day, [])
         if not due:
             return
@@ -882,30 +899,32 @@ class Simulation:
         for p in plans:  # a customer created today or earlier: guard against ones not yet recorded
             if p.customer is not None and self.customer_id[p.customer] == 0:
                 self._create_customers([p.customer], session=s, day=day)
-        retry: list[PlannedOrder] = []
         for chunk in _chunks(plans, self.config.batch_orders):
-            retry += self._place_batch(s, day, chunk)
-        for _ in range(2):
-            if not retry:
-                break
-            retry = self._place_batch(s, day, retry)
+            self._place_batch(s, day, chunk)
 
-    def _place_batch(self, s: Session, day: int, plans: list[PlannedOrder]) -> list[PlannedOrder]:
-        results = self.recorder.place(s, [(self._request(p), p.at) for p in plans])
-        again: list[PlannedOrder] = []
-        for plan, (number, error) in zip(plans, results):
+    def _place_batch(self, s: Session, day: int, plans: list[PlannedOrder]) -> None:
+        """Place the batch; a customer told "not enough stock" answers at once (see `_shortage`)."""
+        current = list(plans)
+
+        def answer(i: int, error: StoreOMError) -> dict[str, Any] | None:
+            if not isinstance(error, InsufficientStock):
+                return None
+            follow = self._shortage(current[i], error)
+            if follow is None:
+                return None
+            current[i] = follow
+            return self._request(follow)
+
+        results = self.recorder.place(s, [(self._request(p), p.at) for p in plans], on_refused=answer)
+        for plan, (number, error) in zip(current, results):
             if number is not None:
                 self._placed(number, plan, day)
                 continue
-            if isinstance(error, InsufficientStock):
-                follow = self._shortage(plan, error)
-                if follow is not None:
-                    again.append(follow)
+            if isinstance(error, InsufficientStock):  # the customer gave up: `_shortage` counted what was lost
                 continue
             if error is not None and error.code == "payment_declined":
                 self.report.declined_payments += 1
             self._lose(plan, plan.lines)
-        return again
 
     def _lose(self, plan: PlannedOrder, lines: list[tuple[int, int]]) -> None:
         loc = self._plan_location(plan)
@@ -1118,6 +1137,7 @@ class Simulation:
     def _review_warehouses(self, s: Session, day: int) -> None:
         w = self.world
         weekday = self.demand.date(day).weekday()
+        raised: list[tuple[Any, int, dict[int, int]]] = []  # (supplier, warehouse, {sku: units})
         for j, sup in enumerate(w.suppliers):
             review_days = (0, 3) if sup.lead_time_days <= 5 else (j % 5,)
             if weekday not in review_days:
@@ -1128,7 +1148,7 @@ class Simulation:
                 continue
             review = 3.5 if len(review_days) == 2 else 7.0
             up_to, reorder = self._warehouse_levels(day, mine, lead=sup.lead_time_days + review - 7.0, lead_std=sup.lead_time_std_days)
-            for wi, wh in enumerate(w.warehouses):
+            for wi in range(len(w.warehouses)):
                 position = self.on_hand[mine, wi] - self.reserved[mine, wi] + self.on_order[mine, wi]
                 need = (position <= reorder[mine, wi]) & (up_to[mine, wi] > position)
                 lines: dict[int, int] = {}
@@ -1137,21 +1157,37 @@ class Simulation:
                     qty = int(math.ceil((target - pos_) / pack) * pack)
                     if qty > 0:
                         lines[int(s_idx)] = qty
-                if not lines:
-                    continue
-                po = purchasing.create_purchase_order(s, {
-                    "supplier": sup.code, "location": wh, "lines": [{"sku": w.skus.code[k], "quantity": q} for k, q in lines.items()],
-                }, actor=ACTOR)
-                purchasing.send_purchase_order(s, po.number)
-                lead = max(1.0, self.rng.gauss(sup.lead_time_days, sup.lead_time_std_days))
-                if self.rng.random() < sup.late_probability:
-                    lead += 7
-                arrival = day + int(math.ceil(lead))
-                self.po_arrivals[arrival].append((po.number, wi, lines, self.rng.random() < 0.06))
-                for k, q in lines.items():
-                    self.on_order[k, wi] += q
-                self.report.purchase_orders += 1
-                self.report.purchase_order_lines += len(lines)
+                if lines:
+                    raised.append((sup, wi, lines))
+        numbers = self._raise_purchase_orders(s, [
+            {"supplier": sup.code, "location": w.warehouses[wi], "lines": [{"sku": w.skus.code[k], "quantity": q} for k, q in lines.items()]}
+            for sup, wi, lines in raised
+        ])
+        for (sup, wi, lines), number in zip(raised, numbers):
+            lead = max(1.0, self.rng.gauss(sup.lead_time_days, sup.lead_time_std_days))
+            if self.rng.random() < sup.late_probability:
+                lead += 7
+            arrival = day + int(math.ceil(lead))
+            self.po_arrivals[arrival].append((number, wi, lines, self.rng.random() < 0.06))
+            for k, q in lines.items():
+                self.on_order[k, wi] += q
+            self.report.purchase_orders += 1
+            self.report.purchase_order_lines += len(lines)
+
+    def _raise_purchase_orders(self, s: Session, wanted: list[dict[str, Any]]) -> list[str]:
+        """Create and send these purchase orders: with the core's batched `create_purchase_orders` when
+        it has it (one call for the day's), else one at a time. Their numbers."""
+        if not wanted:
+            return []
+        helper = self.recorder.bulk_helper("create_purchase_orders")
+        if helper is not None:
+            return helper(s, wanted, actor=ACTOR, send=True)
+        numbers = []
+        for request in wanted:
+            po = purchasing.create_purchase_order(s, request, actor=ACTOR)
+            purchasing.send_purchase_order(s, po.number)
+            numbers.append(po.number)
+        return numbers
 
     def _review_stores(self, day: int) -> None:
         w = self.world

@@ -20,7 +20,7 @@ from om_core.errors import (
     UnknownProduct,
     ValidationError,
 )
-from om_core.models import Order, OrderEvent, OrderLine, Payment, Shipment, StockMovement
+from om_core.models import Order, OrderEvent, OrderLine, Payment, Product, Shipment, StockMovement
 from om_core.services import bulk, customers, inventory, orders, payments
 from om_core.services.returns import UnknownReturn
 from tests.om_core.helpers import available, fields, refused, row_counts
@@ -59,6 +59,31 @@ def test_a_bad_or_short_request_fails_alone(store):
     assert available(store, "TEE-L", "WH-WEST") == 0
     with store.read() as s:
         assert s.scalar(select(func.count()).select_from(Order)) == 3
+        assert inventory.verify_ledger(s) == []
+
+
+def test_a_refused_customer_answers_at_once(store):
+    # TEE-L has 3 units: the second request is short, its customer takes the one left instead; the
+    # third customer answers with a SKU they did not ask for (refused), the fourth gives up
+    requests = [web_order(("TEE-L", 2)), web_order(("TEE-L", 2), ("MUG", 1)), web_order(("TEE-L", 1)), web_order(("TEE-L", 1))]
+    answers = {1: web_order(("TEE-L", 1), ("MUG", 1)), 2: web_order(("KETTLE", 1)), 3: None}
+    asked = []
+
+    def answer(i, error):
+        asked.append((i, type(error)))
+        return answers[i]
+
+    with store.transaction() as s:
+        results = bulk.place_orders(s, [bulk.BulkOrder(r, NOW) for r in requests], on_refused=answer)
+    assert asked == [(1, InsufficientStock), (2, InsufficientStock), (3, InsufficientStock)]
+    assert [r.number is not None for r in results] == [True, True, False, False]
+    assert isinstance(results[2].error, ValidationError) and fields(results[2].error) == ["lines"]
+    assert isinstance(results[3].error, InsufficientStock)
+    assert available(store, "TEE-L", "WH-WEST") == 0
+    with store.read() as s:
+        second = orders.get_order(s, results[1].number)
+        assert sorted((l.sku, l.quantity) for l in second.lines) == [("MUG", 1), ("TEE-L", 1)]
+        assert s.scalar(select(func.count()).select_from(Order)) == 2
         assert inventory.verify_ledger(s) == []
 
 
@@ -236,6 +261,20 @@ def test_create_customers_in_a_batch_like_one_by_one(store):
     assert ref.external_ref == "LOYAL-7" and no_address is None
 
 
+def test_create_customers_at_their_own_sign_up_moments(store):
+    moments = [NOW - timedelta(days=400), NOW - timedelta(days=3)]
+    with store.transaction() as s, frozen_at(NOW):
+        ids = bulk.create_customers(s, [_customer(1), _customer(2)], created_at=moments)
+    with store.read() as s:
+        made = [customers.customer_with_address(s, cid)[0] for cid in ids]
+    assert [(c.created_at, c.marketing_consent_at) for c in made] == [(moments[0], None), (moments[1], moments[1])]
+
+
+def test_create_customers_needs_one_moment_each(store):
+    err = refused(store, ValidationError, lambda s: bulk.create_customers(s, [_customer(1), _customer(2)], created_at=[NOW]))
+    assert fields(err) == ["created_at"]
+
+
 @pytest.mark.parametrize("items, error, field", [
     ([_customer(1), _customer(2, email="not an email")], ValidationError, "1.email"),
     ([_customer(1), _customer(2, address={"line1": "x", "city": "y", "postal_code": "ABC", "country": "US"})], ValidationError, "1.address"),
@@ -247,6 +286,37 @@ def test_a_bad_customer_refuses_the_batch(store, items, error, field):
     err = refused(store, error, lambda s: bulk.create_customers(s, items))
     if field is not None:
         assert any(f.startswith(field) for f in fields(err))
+
+
+def _product(sku, **extra):
+    return {"sku": sku, "name": f"Thing {sku}", "category": "home", "price": "12.50", "cost": "5", "supplier": "ACME", "pack_size": 6,
+            "attributes": {"style": 3}, **extra}
+
+
+def test_create_products_in_a_batch_like_one_by_one(store):
+    from om_core.services import catalog
+
+    with store.transaction() as s, frozen_at(NOW):
+        ids = bulk.create_products(s, [_product("NEW-1"), _product("NEW-2", supplier=None, backorder_policy="allow")])
+        single = catalog.create_product(s, _product("NEW-3")).id
+    assert ids == sorted(ids) and single > ids[-1]
+    with store.read() as s:
+        made = {p.sku: p for p in s.scalars(select(Product).where(Product.id.in_([*ids, single])))}
+        columns = [c.key for c in Product.__table__.columns if c.key not in ("id", "sku", "name")]
+        assert {c: getattr(made["NEW-1"], c) for c in columns} == {c: getattr(made["NEW-3"], c) for c in columns}
+        assert made["NEW-2"].supplier_id is None and made["NEW-2"].backorder_policy == "allow" and made["NEW-1"].created_at == NOW
+
+
+@pytest.mark.parametrize("items, error", [
+    ([_product("NEW-1"), _product("NEW-2", price="-1")], ValidationError),
+    ([_product("NEW-1"), _product("NEW-1")], AlreadyExists),
+    ([_product("NEW-1"), _product("MUG")], AlreadyExists),
+    ([_product("NEW-1"), _product("NEW-2", supplier="NOPE")], "UnknownSupplier"),
+])
+def test_a_bad_product_refuses_the_batch(store, items, error):
+    import om_core.errors as errors
+
+    refused(store, getattr(errors, error) if isinstance(error, str) else error, lambda s: bulk.create_products(s, items))
 
 
 def test_receive_stock_in_a_batch(store):
@@ -517,6 +587,113 @@ def test_a_receipt_that_cannot_be_booked_refuses_the_batch(store, receipt, error
         draft = purchasing.create_purchase_order(s, {"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "MUG", "quantity": 5}]}).number
     bad = (receipt[0].format(number, draft), receipt[1])
     refused(store, getattr(errors, error), lambda s: bulk.receive_purchase_orders(s, [(number, [{"sku": "TEE-S", "quantity": 1}]), bad]))
+
+
+def _delay_state(s):
+    from om_core.models import OutboxMessage, TrackingEvent
+
+    q = lambda stmt: sorted(tuple(map(str, r)) for r in s.execute(stmt))  # noqa: E731
+    return {
+        "shipments": q(select(Shipment.number, Shipment.status, Shipment.delayed, Shipment.estimated_at)),
+        "scans": q(select(TrackingEvent.shipment_id, TrackingEvent.kind, TrackingEvent.at, TrackingEvent.carrier_event_id,
+                          TrackingEvent.description, TrackingEvent.received_at)),
+        "events": q(select(OrderEvent.order_id, OrderEvent.kind, OrderEvent.data, OrderEvent.at)),
+        "outbox": q(select(OutboxMessage.kind, OutboxMessage.dedupe_key, OutboxMessage.recipient, OutboxMessage.subject,
+                           OutboxMessage.body_text, OutboxMessage.created_at)),
+    }
+
+
+def _shipped(store, *lines):
+    numbers = [r.number for r in place(store, [web_order(line) for line in lines])]
+    with store.transaction() as s:
+        shipped = bulk.ship_orders(s, numbers, at=NOW + timedelta(days=1))
+    with store.read() as s:
+        return [s.scalar(select(Shipment.tracking_number).where(Shipment.number == n)) for ns in shipped.values() for n in ns]
+
+
+def test_record_exceptions_in_a_batch_like_one_by_one(store):
+    from om_core.services import fulfilment
+
+    first, second = _shipped(store, ("MUG", 1), ("KETTLE", 1))
+    late = NOW + timedelta(days=2)
+    scans = [({"tracking_number": first, "kind": "exception", "at": late, "carrier_event_id": "c1", "description": "Weather delay"}, late),
+             ({"tracking_number": second, "kind": "exception", "at": late, "carrier_event_id": "c2"}, late + timedelta(hours=1)),
+             ({"tracking_number": first, "kind": "exception", "at": late, "carrier_event_id": "c1", "description": "Weather delay"}, late),
+             ({"tracking_number": first, "kind": "exception", "at": late + timedelta(hours=5), "carrier_event_id": "c3",
+               "estimated_delivery": late + timedelta(days=4)}, late + timedelta(hours=5))]
+    with pytest.raises(_Undo), store.transaction() as s:
+        for scan, at in scans:
+            with frozen_at(at):
+                fulfilment.record_tracking_event(s, scan)
+        s.flush()
+        expected = _delay_state(s)
+        raise _Undo
+    with store.transaction() as s, frozen_at(late + timedelta(hours=5)):
+        assert bulk.record_exceptions(s, [scan for scan, _ in scans], received_at=[at for _, at in scans]) == 3
+    with store.read() as s:
+        assert _delay_state(s) == expected
+        assert {x.status for x in s.scalars(select(Shipment))} == {"exception"}
+
+
+@pytest.mark.parametrize("bad, error", [
+    ({"tracking_number": "NOPE0000", "kind": "exception", "at": NOW, "carrier_event_id": "x"}, "UnknownShipment"),
+    ({"tracking_number": "{0}", "kind": "delivered", "at": NOW, "carrier_event_id": "x"}, "ValidationError"),
+    ({"tracking_number": "{0}", "kind": "exception", "carrier_event_id": "x"}, "ValidationError"),
+])
+def test_a_scan_that_cannot_be_recorded_refuses_the_batch(store, bad, error):
+    from om_core.services import fulfilment
+
+    (tracking,) = _shipped(store, ("MUG", 1))
+    good = {"tracking_number": tracking, "kind": "exception", "at": NOW, "carrier_event_id": "ok"}
+    bad = {k: v.format(tracking) if isinstance(v, str) else v for k, v in bad.items()}
+    errors = {"UnknownShipment": fulfilment.UnknownShipment, "ValidationError": ValidationError}
+    refused(store, errors[error], lambda s: bulk.record_exceptions(s, [good, bad]))
+    refused(store, ValidationError, lambda s: bulk.record_exceptions(s, [good], received_at=[NOW, NOW]))
+
+
+def _purchase_orders(s):
+    from om_core.models import PurchaseOrder, PurchaseOrderLine, Supplier
+
+    return sorted(
+        tuple(map(str, r)) for r in s.execute(
+            select(Supplier.code, PurchaseOrder.location_id, PurchaseOrder.status, PurchaseOrder.expected_at, PurchaseOrder.created_by,
+                   PurchaseOrder.created_at, PurchaseOrder.sent_at, PurchaseOrderLine.product_id, PurchaseOrderLine.quantity_ordered,
+                   PurchaseOrderLine.quantity_received, PurchaseOrderLine.unit_cost)
+            .join(Supplier, Supplier.id == PurchaseOrder.supplier_id).join(PurchaseOrderLine, PurchaseOrderLine.purchase_order_id == PurchaseOrder.id)))
+
+
+def test_create_purchase_orders_in_a_batch_like_one_by_one(store):
+    from om_core.services import purchasing
+
+    wanted = [{"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "TEE-S", "quantity": 10}, {"sku": "KETTLE", "quantity": 4, "unit_cost": "9.50"}]},
+              {"supplier": "ACME", "location": "WH-WEST", "lines": [{"sku": "MUG", "quantity": 6}], "expected_at": NOW + timedelta(days=2)}]
+    with pytest.raises(_Undo), store.transaction() as s, frozen_at(NOW):
+        for request in wanted:
+            purchasing.send_purchase_order(s, purchasing.create_purchase_order(s, request, actor="buyer").number)
+        s.flush()
+        expected = _purchase_orders(s)
+        raise _Undo
+    with store.transaction() as s, frozen_at(NOW):
+        numbers = bulk.create_purchase_orders(s, wanted, actor="buyer", send=True)
+        drafts = bulk.create_purchase_orders(s, wanted[:1], actor="buyer")
+    with store.read() as s:
+        assert [purchasing.get_purchase_order(s, n).status for n in [*numbers, *drafts]] == ["sent", "sent", "draft"]
+        assert [r for r in _purchase_orders(s) if r[2] == "sent"] == expected
+
+
+@pytest.mark.parametrize("bad, error", [
+    ({"supplier": "NOPE", "location": "WH-EAST", "lines": [{"sku": "MUG", "quantity": 1}]}, "UnknownSupplier"),
+    ({"supplier": "ACME", "location": "NOWHERE", "lines": [{"sku": "MUG", "quantity": 1}]}, "UnknownLocation"),
+    ({"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "NOPE", "quantity": 1}]}, "UnknownProduct"),
+    ({"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "MUG", "quantity": 1}, {"sku": "MUG", "quantity": 2}]}, "ValidationError"),
+    ({"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "MUG", "quantity": 0}]}, "ValidationError"),
+    ({"supplier": "ACME", "location": "WH-EAST", "lines": []}, "ValidationError"),
+])
+def test_a_purchase_order_that_cannot_be_raised_refuses_the_batch(store, bad, error):
+    import om_core.errors as errors
+
+    good = {"supplier": "ACME", "location": "WH-EAST", "lines": [{"sku": "TEE-S", "quantity": 10}]}
+    refused(store, getattr(errors, error), lambda s: bulk.create_purchase_orders(s, [good, bad], send=True))
 
 
 # --- feedback in a batch --------------------------------------------------------------------------------

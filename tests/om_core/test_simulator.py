@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from sqlalchemy import text
 
 from om_core.cli_simulate import simulate as simulate_command
+from om_core.clock import frozen_at
 from om_core.db import Database
 from om_core.services.inventory import verify_ledger
 from om_core.simulator.config import BASE_CUSTOMERS, BASE_SKUS, DEFAULT_DAYS, SimulationConfig, yesterday_utc
@@ -481,9 +482,13 @@ def test_batched_set_up_helpers_when_the_core_offers_them(sqlite_template: Path,
 
     calls: dict[str, int] = {}
 
-    def create_customers(session: Any, items: list[dict[str, Any]]) -> list[int]:
+    def create_customers(session: Any, items: list[dict[str, Any]], *, created_at: list[Any]) -> list[int]:
         calls["create_customers"] = calls.get("create_customers", 0) + 1
-        return [customers.create_customer(session, item).id for item in items]
+        ids = []
+        for item, at in zip(items, created_at):
+            with frozen_at(at):
+                ids.append(customers.create_customer(session, item).id)
+        return ids
 
     def receive_stock(session: Any, items: list[dict[str, Any]], *, actor: str | None = None) -> None:
         calls["receive_stock"] = calls.get("receive_stock", 0) + 1
