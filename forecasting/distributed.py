@@ -25,12 +25,14 @@ import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
 
-from forecasting.engine import StatsRunner
+from forecasting.engine import StatsRunner, run_here
 
 BLOCKS_PER_THREAD = 4
 """Blocks per worker thread: enough for a slow block not to leave the other workers idle."""
 MIN_SERIES_PER_BLOCK = 50
 """Fewer series than this per block and the per-block overhead (a task, a statsforecast set-up) dominates."""
+MIN_SERIES_ON_CLUSTER = 100
+"""A call with fewer series runs in the caller: a round trip to the cluster (~30 ms) costs more than its fits."""
 
 
 def series_blocks(df: pd.DataFrame, blocks: int) -> list[pd.DataFrame]:
@@ -51,21 +53,27 @@ def series_blocks(df: pd.DataFrame, blocks: int) -> list[pd.DataFrame]:
 
 def fit_block(block: pd.DataFrame, sf: StatsForecast, method: str, kwargs: dict) -> pd.DataFrame:
     """One block on a worker: exactly the in-process call, on its own copy of `sf` (a fit keeps state on
-    the object, and a worker's threads may share one deserialised copy)."""
+    the object, and a worker's threads may share one deserialised copy). The ids travel as a categorical
+    (a fraction of the bytes) and are turned back into the caller's strings first."""
+    if isinstance(block["unique_id"].dtype, pd.CategoricalDtype):
+        block = block.assign(unique_id=block["unique_id"].astype(object))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return getattr(copy.deepcopy(sf), method)(df=block, **kwargs)
 
 
-def dask_runner(client: Any, *, blocks: int | None = None) -> StatsRunner:
+def dask_runner(client: Any, *, blocks: int | None = None, min_series: int = MIN_SERIES_ON_CLUSTER) -> StatsRunner:
     """A runner for `forecast_demand` that fits on the cluster behind `client` (a `distributed.Client`).
-    `blocks` defaults to BLOCKS_PER_THREAD per worker thread (at least MIN_SERIES_PER_BLOCK series each)."""
+    `blocks` defaults to BLOCKS_PER_THREAD per worker thread (at least MIN_SERIES_PER_BLOCK series each);
+    calls with fewer than `min_series` series run in the caller (the same fits, so the same numbers)."""
 
     def run(sf: StatsForecast, method: str, df: pd.DataFrame, kwargs: dict) -> pd.DataFrame:
         n_series = df["unique_id"].nunique()
+        if n_series < min_series:
+            return run_here(sf, method, df, kwargs)
         wanted = blocks or BLOCKS_PER_THREAD * max(1, sum(client.nthreads().values()))
         wanted = min(wanted, max(1, math.ceil(n_series / MIN_SERIES_PER_BLOCK))) if blocks is None else wanted
-        parts = series_blocks(df, wanted)
+        parts = [p.assign(unique_id=p["unique_id"].astype("category")) for p in series_blocks(df, wanted)]
         futures = client.map(fit_block, client.scatter(parts, hash=False), sf=sf, method=method, kwargs=kwargs, pure=False)
         return pd.concat(client.gather(futures), ignore_index=True)
 

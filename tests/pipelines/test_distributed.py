@@ -66,7 +66,7 @@ def test_forecast_on_a_local_cluster_equals_the_in_process_forecast(client) -> N
     history, as_of, categories = _history()
     here = forecast_demand(history, as_of, categories=categories)
     with distributed.get_task_stream(client=client) as ts:
-        there = forecast_demand(history, as_of, categories=categories, runner=dask_runner(client))
+        there = forecast_demand(history, as_of, categories=categories, runner=dask_runner(client, min_series=1))
     assert _fit_blocks_run(ts.data) >= 4  # the fits ran on the cluster, in several blocks per call
     for name in ("forecast", "backtest", "uncertainty"):
         pd.testing.assert_frame_equal(getattr(here, name), getattr(there, name), check_exact=True, obj=name)
@@ -82,9 +82,20 @@ def test_forecast_blocks_of_one_series_each_give_the_same_numbers(client) -> Non
     history, as_of, categories = _history()
     history = history[history["sku"].isin(history["sku"].drop_duplicates().head(8))]
     here = forecast_demand(history, as_of, categories=categories)
-    there = forecast_demand(history, as_of, categories=categories, runner=dask_runner(client, blocks=1_000))
+    there = forecast_demand(history, as_of, categories=categories, runner=dask_runner(client, blocks=1_000, min_series=1))
     pd.testing.assert_frame_equal(here.forecast, there.forecast, check_exact=True)
     pd.testing.assert_frame_equal(here.backtest, there.backtest, check_exact=True)
+
+
+def test_calls_with_few_series_stay_in_the_caller(client) -> None:  # type: ignore[no-untyped-def]
+    from forecasting.distributed import dask_runner
+    from forecasting.engine import forecast_demand
+
+    history, as_of, categories = _history()
+    with distributed.get_task_stream(client=client) as ts:
+        there = forecast_demand(history, as_of, categories=categories, runner=dask_runner(client, min_series=1_000))
+    assert _fit_blocks_run(ts.data) == 0
+    pd.testing.assert_frame_equal(there.forecast, forecast_demand(history, as_of, categories=categories).forecast, check_exact=True)
 
 
 # --- the assets on the cluster STOREOM_DASK_ADDRESS names ------------------------------------------------
@@ -114,7 +125,8 @@ def _materialize_forecast(warehouse: str, dask_address: str | None = None, timeo
     from pipelines.resources import DaskCluster, default_resources
 
     d = defs()
-    resources = default_resources(warehouse_url=warehouse) | {"dask": DaskCluster(address=dask_address, connect_timeout_seconds=timeout)}
+    dask = DaskCluster(address=dask_address, connect_timeout_seconds=timeout, min_series_on_cluster=1)  # the demo store's series are few
+    resources = default_resources(warehouse_url=warehouse) | {"dask": dask}
     selection = dg.AssetSelection.assets(*FORECAST_KEYS).upstream()
     with dg.instance_for_test() as instance:
         return dg.materialize(list(d.assets), resources=resources, instance=instance, selection=selection, raise_on_error=False)
