@@ -7,23 +7,37 @@ exclude what they bought before) and `with_repurchase` (relevant = every SKU bou
 the model's list includes due replenishments, the baseline may repeat). Metrics: precision@k, recall@k
 (hits / relevant SKUs), nDCG@k (binary gains) and catalogue coverage (distinct SKUs recommended / SKUs
 bought before the cut-off). The baseline is popularity: the SKUs most customers bought lately (the same
-recency decay as the model).
+recency decay as the model, and the same popularity the model starts from).
+
+The model's blend weights (item-item, ALS) are tuned by `tune_weights` on a validation split cut from the
+training period only: fit on purchases up to `test_days` before the cut-off, score the following
+`test_days` (still before the cut-off). Test purchases never reach the fit nor the choice of weights.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from forecasting.recommend.model import ALPHA, HALF_LIFE_DAYS, NEIGHBOURS, SHRINK, fit, purchases
-from forecasting.recommend.recommend import Rules, recommend
+import scipy.sparse as sp
+
+from forecasting.recommend.model import ALPHA, HALF_LIFE_DAYS, NEIGHBOURS, SHRINK, ItemItemModel, fit, purchases
+from forecasting.recommend.recommend import Rules, _top_candidates, recommend
 from forecasting.recommend.replenish import replenishment
 
 TEST_DAYS = 28
 K = 10
+SIMILARITY_GRID = (0.0, 0.1, 0.3, 1.0)
+FACTOR_GRID = (0.0, 0.3, 1.0, 3.0)
+TUNE_CUSTOMERS = 2000
+TUNE_TOLERANCE = 0.01
+"""The simplest weights within this share of the best validation recall win (a smaller gain is noise)."""
+MIN_TUNE_CUSTOMERS = 50
+"""Fewer validation customers than this: the weights stay at their defaults (the choice would be noise)."""
 COLUMNS = ["model", "scenario", "precision_at_10", "recall_at_10", "ndcg_at_10", "coverage", "customers", "cutoff", "test_days"]
 
 
@@ -89,13 +103,99 @@ def popularity_lists(model, customer_ids: np.ndarray, k: int = K, exclude_bought
     return df[df["rank"] <= k]
 
 
+def blend_scores(model: ItemItemModel, rows: np.ndarray, weights: list[tuple[float, float]], popularity_weight: float = 1.0
+                 ) -> Iterator[np.ndarray]:
+    """For customer rows of `model`, one dense customers x SKUs score per (similarity_weight, factor_weight):
+    popularity scaled to the best SKU + weight x item-item score scaled to the customer's best + weight x
+    ALS score scaled likewise (the `new` score of `recommend` without the new-SKU term and the rules),
+    with what each customer already bought at -inf."""
+    h = model.history[rows]
+    pop = np.asarray(model.history.sum(axis=0)).ravel()
+    base = np.broadcast_to((popularity_weight * pop / max(pop.max(), 1e-12)).astype("float32"), (len(rows), len(pop)))
+    sim = (h @ model.similarity).toarray()
+    sim /= np.maximum(sim.max(axis=1, keepdims=True), 1e-12)
+    fac = np.zeros_like(sim)
+    if model.user_factors is not None and model.user_factors.shape[1]:
+        fac = model.user_factors[rows] @ model.item_factors.T
+        fac /= np.maximum(np.abs(fac).max(axis=1, keepdims=True), 1e-12)
+    bought = h.tocoo()
+    for ws, wf in weights:
+        score = base + ws * sim + wf * fac
+        score[bought.row, bought.col] = -np.inf
+        yield score
+
+
+def top_k_hits(score: np.ndarray, relevant: sp.csr_matrix, k: int = K) -> np.ndarray:
+    """Per row: how many of its k best columns are relevant (1 in `relevant`)."""
+    rows, cols = _top_candidates(score, k)
+    vals = score[rows, cols]
+    keep = np.isfinite(vals)
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols = rows[order], cols[order]
+    first = np.searchsorted(rows, rows, side="left")
+    top = (np.arange(len(rows)) - first) < k
+    hit = np.asarray(relevant[rows[top], cols[top]]).ravel()
+    return np.bincount(rows[top], weights=hit, minlength=len(score))
+
+
+def tune_weights(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, rules: Rules | None = None, test_days: int = TEST_DAYS,
+                 k: int = K, similarity_grid: tuple[float, ...] = SIMILARITY_GRID, factor_grid: tuple[float, ...] = FACTOR_GRID,
+                 max_customers: int = TUNE_CUSTOMERS, min_customers: int = MIN_TUNE_CUSTOMERS, seed: int = 0,
+                 fit_args: dict | None = None) -> tuple[Rules, pd.DataFrame]:
+    """Choose `similarity_weight` and `factor_weight` by recall@k on items new to the customer, on a
+    validation split of `lines` up to `as_of`: fit up to `as_of - test_days`, score the last `test_days`.
+    The simplest pair (smallest weights) within `TUNE_TOLERANCE` of the best recall wins: popularity alone
+    when nothing beats it by more than that.
+    Returns the rules with the chosen weights and the grid's recall (similarity_weight, factor_weight,
+    recall_at_10, customers)."""
+    rules = rules or Rules()
+    grid = sorted(((ws, wf) for ws in similarity_grid for wf in factor_grid), key=lambda w: (w[0] + w[1], w[1]))
+    table = pd.DataFrame({"similarity_weight": [w[0] for w in grid], "factor_weight": [w[1] for w in grid],
+                          "recall_at_10": np.nan, "customers": 0})
+    train, val, cutoff = time_split(lines, as_of, test_days)
+    if train.empty or val.empty:
+        return rules, table
+    model = fit(train, cutoff, **(fit_args or {}))
+    rows_all = model.customer_index.reindex(val["customer_id"].to_numpy()).to_numpy()
+    cols_all = model.sku_index.reindex(val["sku"].astype(str).to_numpy()).to_numpy()
+    pairs = pd.DataFrame({"row": rows_all, "col": cols_all}).dropna().astype("int64").drop_duplicates()
+    pairs = pairs[np.asarray(model.history[pairs["row"].to_numpy(), pairs["col"].to_numpy()]).ravel() == 0]
+    new_val = val[~val.set_index(["customer_id", "sku"]).index.isin(train.set_index(["customer_id", "sku"]).index)]
+    n_relevant = new_val.drop_duplicates(["customer_id", "sku"]).groupby("customer_id").size()
+    n_relevant = n_relevant[n_relevant.index.isin(model.customers)]
+    customers = n_relevant.index.to_numpy()
+    if len(customers) > max_customers:
+        customers = np.sort(np.random.default_rng(seed).choice(customers, max_customers, replace=False))
+    if len(customers) < max(min_customers, 1):
+        return rules, table.assign(customers=len(customers))
+    rows = model.customer_index.reindex(customers).to_numpy()
+    local = pd.Series(np.arange(len(rows)), index=rows)
+    pairs = pairs[pairs["row"].isin(rows)]
+    relevant = sp.csr_matrix((np.ones(len(pairs), dtype="float32"), (local.reindex(pairs["row"]).to_numpy(), pairs["col"].to_numpy())),
+                             shape=(len(rows), len(model.skus)))
+    denominator = n_relevant.reindex(customers).to_numpy(dtype="float64")
+    recall = [float((top_k_hits(score, relevant, k) / denominator).mean())
+              for score in blend_scores(model, rows, grid, rules.popularity_weight)]
+    table["recall_at_10"] = recall
+    table["customers"] = len(customers)
+    best = int(np.flatnonzero(np.asarray(recall) >= (1 - TUNE_TOLERANCE) * max(recall))[0])  # grid: simplest first
+    return replace(rules, similarity_weight=grid[best][0], factor_weight=grid[best][1]), table
+
+
 def evaluate(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, test_days: int = TEST_DAYS, k: int = K,
              half_life_days: float = HALF_LIFE_DAYS, neighbours: int = NEIGHBOURS, shrink: float = SHRINK,
-             alpha: float = ALPHA, rules: Rules | None = None, consumables: set[str] | None = None) -> tuple[pd.DataFrame, dict]:
+             alpha: float = ALPHA, rules: Rules | None = None, consumables: set[str] | None = None,
+             tune: bool = True) -> tuple[pd.DataFrame, dict]:
     """The evaluation table (model x scenario) and the fitted training model's details (for tests/logs).
-    Only `lines` on or before the cut-off reach the model; test purchases are only compared against."""
+    Only `lines` on or before the cut-off reach the model and the tuning of its weights (`tune`: on the
+    `test_days` before the cut-off); test purchases are only compared against."""
     train, test, cutoff = time_split(lines, as_of, test_days)
     rules = replace(rules or Rules(), n=k)
+    tuning = None
+    if tune:
+        rules, tuning = tune_weights(train, cutoff, rules=rules, test_days=test_days, k=k,
+                                     fit_args={"half_life_days": half_life_days, "k": neighbours, "shrink": shrink, "alpha": alpha})
     model = fit(train, cutoff, half_life_days=half_life_days, k=neighbours, shrink=shrink, alpha=alpha)
     known = set(model.customers.tolist())
     test = test[test["customer_id"].isin(known)]
@@ -123,5 +223,5 @@ def evaluate(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, test_days: int 
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["customers"] = table["customers"].astype("int64")
     table["cutoff"] = pd.to_datetime(table["cutoff"])
-    return table, {"model": model, "train_max_date": train["order_date"].max(), "cutoff": cutoff,
+    return table, {"model": model, "train_max_date": train["order_date"].max(), "cutoff": cutoff, "rules": rules, "tuning": tuning,
                    "recommended": {"model_new": model_new, "model_all": model_all}}

@@ -1,9 +1,11 @@
-"""Item-item collaborative filtering on implicit feedback.
+"""Collaborative filtering on implicit feedback: item-item neighbours and an ALS factor model.
 
-A customer's history is a row of recency-decayed, log-scaled quantities; two SKUs are similar when the same
-customers buy both (cosine on who-bought-what, shrunk towards zero when few customers back it); a
-customer's score for a SKU is their history times the similarity. Everything is a sparse matrix; the
-co-occurrence is computed in blocks of SKUs so memory stays bounded whatever the catalogue size.
+A customer's history is a row of recency-decayed, log-scaled quantities. Item-item: two SKUs are similar
+when the same customers buy both (the share of a SKU's buyers who bought the other, shrunk towards zero
+when few customers back it); a customer's score for a SKU is their history times the similarity, computed
+in blocks of SKUs so memory stays bounded whatever the catalogue size. Factors: alternating least squares
+(`implicit`) on the BM25-weighted who-bought-what matrix, strongly regularised: on sparse retail data it
+learns mostly which bestsellers suit which customers (docs/recommendations.md has the measurements).
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 HALF_LIFE_DAYS = 120.0
 NEIGHBOURS = 50
 SHRINK = 5.0
 ITEM_BLOCK = 1024
 ALPHA = 1.0
+FACTORS = 32
+REGULARIZATION = 100.0
+ALS_ITERATIONS = 8
+BM25_K1 = 1.2
+BM25_B = 0.75
 
 
 @dataclass
@@ -35,6 +43,8 @@ class ItemItemModel:
     popularity: np.ndarray  # Σ decayed units per SKU
     first_sold: np.ndarray  # datetime64 of each SKU's first sale (NaT: never sold)
     as_of: pd.Timestamp
+    user_factors: np.ndarray | None = None  # customers x factors (ALS), None: not fitted
+    item_factors: np.ndarray | None = None  # SKUs x factors
 
     @property
     def customer_index(self) -> pd.Series:
@@ -110,13 +120,43 @@ def top_k_neighbours(bought: sp.csr_matrix, k: int = NEIGHBOURS, shrink: float =
             sp.csr_matrix((co.astype("float32"), (r, c)), shape=shape))
 
 
+def bm25(bought: sp.csr_matrix, k1: float = BM25_K1, b: float = BM25_B) -> sp.csr_matrix:
+    """BM25 weights of a 0/1 customers x SKUs matrix: a SKU few customers buy says more about a customer
+    (idf = log(customers) - log(1 + its buyers)); a customer who bought many SKUs says less per SKU."""
+    x = sp.coo_matrix(bought, dtype="float64")
+    n = float(max(x.shape[0], 1))
+    idf = np.log(n) - np.log1p(np.bincount(x.col, minlength=x.shape[1]))
+    length = np.bincount(x.row, weights=x.data, minlength=x.shape[0])
+    norm = (1.0 - b) + b * length / max(float(length.mean()), 1e-12)
+    data = x.data * (k1 + 1.0) / (k1 * norm[x.row] + x.data) * idf[x.col]
+    return sp.csr_matrix((data.astype("float32"), (x.row, x.col)), shape=x.shape)
+
+
+def factorise(bought: sp.csr_matrix, factors: int = FACTORS, regularization: float = REGULARIZATION,
+              iterations: int = ALS_ITERATIONS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(customer factors, SKU factors) of ALS (`implicit`, conjugate gradient) on the BM25 weights.
+    BLAS is held to one thread: implicit parallelises over customers itself."""
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    n_users, n_items = bought.shape
+    if factors <= 0 or bought.nnz == 0:
+        return np.zeros((n_users, 0), dtype="float32"), np.zeros((n_items, 0), dtype="float32")
+    with threadpool_limits(1, "blas"):
+        als = AlternatingLeastSquares(factors=factors, regularization=regularization, iterations=iterations,
+                                      calculate_training_loss=False, random_state=seed)
+        als.fit(bm25(bought), show_progress=False)
+    return np.asarray(als.user_factors, dtype="float32"), np.asarray(als.item_factors, dtype="float32")
+
+
 def fit(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, half_life_days: float = HALF_LIFE_DAYS, k: int = NEIGHBOURS,
-        shrink: float = SHRINK, alpha: float = ALPHA, skus: np.ndarray | None = None) -> ItemItemModel:
-    """Fit on every purchase up to the end of `as_of` (nothing later is read)."""
+        shrink: float = SHRINK, alpha: float = ALPHA, skus: np.ndarray | None = None, factors: int = FACTORS,
+        regularization: float = REGULARIZATION) -> ItemItemModel:
+    """Fit on every purchase up to the end of `as_of` (nothing later is read). `factors=0`: no ALS."""
     customers, sku_ids, history = history_matrix(lines, as_of, half_life_days, skus)
     bought = history.copy()
     bought.data[:] = 1.0
     similarity, co_buyers = top_k_neighbours(bought, k=k, shrink=shrink, alpha=alpha)
+    user_factors, item_factors = factorise(bought, factors, regularization)
     p = purchases(lines, as_of)
     age = (pd.Timestamp(as_of).normalize() - p["order_date"]).dt.days.to_numpy(dtype="float64")
     weights = p["units"].to_numpy(dtype="float64") * np.power(0.5, age / half_life_days)
@@ -126,7 +166,7 @@ def fit(lines: pd.DataFrame, as_of: date | pd.Timestamp, *, half_life_days: floa
                          buyers=np.asarray(bought.sum(axis=0)).ravel().astype("int64"),
                          popularity=pop.reindex(sku_ids).fillna(0.0).to_numpy(dtype="float64"),
                          first_sold=first.reindex(sku_ids).to_numpy(dtype="datetime64[ns]"),
-                         as_of=pd.Timestamp(as_of).normalize())
+                         as_of=pd.Timestamp(as_of).normalize(), user_factors=user_factors, item_factors=item_factors)
 
 
 def anchors(model: ItemItemModel, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -163,3 +203,29 @@ def anchors(model: ItemItemModel, rows: np.ndarray, cols: np.ndarray) -> tuple[n
     result_anchor[rep[chosen]] = i[chosen]
     result_share[rep[chosen]] = co.data[loc[chosen]] / np.maximum(model.buyers[i[chosen]], 1)
     return result_anchor, result_share
+
+
+def factor_anchors(model: ItemItemModel, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """For each (customer row, SKU column): the SKU in the customer's history closest to it in the factor
+    space (history weight x dot product of the SKU factors), -1 when none. Names the category the
+    customer buys that a factor-model pick goes with."""
+    out = np.full(len(rows), -1, dtype="int64")
+    if len(rows) == 0 or model.item_factors is None or model.item_factors.shape[1] == 0:
+        return out
+    h = model.history
+    rows = np.asarray(rows, dtype="int64")
+    lengths = np.diff(h.indptr)[rows]
+    total = int(lengths.sum())
+    if total == 0:
+        return out
+    rep = np.repeat(np.arange(len(rows)), lengths)
+    pos = np.repeat(h.indptr[rows], lengths) + (np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths))
+    j = h.indices[pos].astype("int64")
+    y = model.item_factors
+    contrib = h.data[pos] * np.einsum("ij,ij->i", y[j], y[np.asarray(cols, dtype="int64")[rep]])
+    best = np.lexsort((contrib, rep))
+    last = np.r_[rep[best][1:] != rep[best][:-1], True]
+    chosen = best[last]
+    good = contrib[chosen] > 0
+    out[rep[chosen][good]] = j[chosen][good]
+    return out

@@ -1,8 +1,10 @@
 """Per-customer top-N with the business rules.
 
 The list starts with consumables that are due (kind `replenish`, at most `max_replenish`), then SKUs new to
-the customer (kind `new`): the store's bestsellers re-ranked by the customer's item-item score, with SKUs
-first sold lately (no co-purchases yet) entering through the customer's share of buying in their category.
+the customer (kind `new`): the store's bestsellers (the same recent popularity as the evaluation's baseline)
+plus the customer's item-item score and ALS factor score, each scaled to the customer's best, at weights
+tuned on a validation split (`evaluate.tune_weights`); SKUs first sold lately (no co-purchases yet) enter
+through the customer's share of buying in their category.
 Customers without history get the popular items of their segment and channel. Rules: only active SKUs
 available to promise in the customer's channel, never a SKU the customer returned as unwanted, no SKU
 twice, at most `max_per_category` SKUs of one category. Customers are scored in blocks (dense block x
@@ -17,7 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from forecasting.recommend.model import ItemItemModel, anchors
+from forecasting.recommend.model import ItemItemModel, anchors, factor_anchors
 
 COLUMNS = ["customer_id", "sku", "rank", "score", "reason", "kind"]
 ANY_CHANNEL = "*"
@@ -59,14 +61,11 @@ class Rules:
     new_item_days: int = 28
     """SKUs first sold less than this many days ago (or never) are 'new': they enter through the customer's category."""
     new_item_weight: float = 0.1
-    affinity_weight: float = 0.0
-    """Weight of category affinity x popularity in the customer's segment/channel (a bestseller of a category the customer buys)."""
     similarity_weight: float = 0.3
+    """Item-item score (scaled to the customer's best) added to popularity (scaled to the best SKU)."""
+    factor_weight: float = 0.3
+    """ALS score (scaled to the customer's best) added likewise. Both weights: `evaluate.tune_weights`."""
     popularity_weight: float = 1.0
-    category_prior: float = 0.1
-    """Weight of the store's category mix in a customer's category preference (their own mix weighs 1)."""
-    category_spread: float = 0.5
-    """Weight of categories bought by the same customers as the customer's own (category-level item-item)."""
     smoothing: float = 200.0
     block: int = 1024
 
@@ -106,16 +105,6 @@ def group_popularity(model: ItemItemModel, segments: np.ndarray, channels: np.nd
     matrix = np.vstack(rows)
     matrix /= np.maximum(matrix.max(axis=1, keepdims=True), 1e-12)
     return keys, matrix
-
-
-def category_similarity(customer_categories: sp.spmatrix) -> np.ndarray:
-    """Category x category cosine of who buys them (diagonal 0): customers of toys also buy snacks."""
-    b = sp.csr_matrix(customer_categories)
-    b.data[:] = 1.0
-    co = np.asarray((b.T @ b).todense(), dtype="float64")
-    n = np.diag(co).copy()
-    np.fill_diagonal(co, 0.0)
-    return co / np.maximum(np.sqrt(np.outer(n, n)), 1e-12)
 
 
 def eligible_matrix(skus: np.ndarray, catalog: pd.DataFrame | None, availability: pd.DataFrame | None
@@ -182,10 +171,7 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     item_cat = sp.csr_matrix((np.ones(n_items, dtype="float32"), (np.arange(n_items), cat_of_item)), shape=(n_items, len(cat_codes)))
     since_first = (model.as_of.to_datetime64() - model.first_sold) / np.timedelta64(1, "D")
     is_new_item = np.isnan(since_first) | (since_first < rules.new_item_days)
-    cat_total = np.asarray(model.history.sum(axis=0) @ item_cat).ravel()
-    cat_prior = cat_total / max(cat_total.sum(), 1e-12)
-    cat_prior_weight = rules.category_prior
-    cat_sim = category_similarity(model.history @ item_cat)
+    factors = model.item_factors if model.item_factors is not None and model.item_factors.shape[1] and rules.factor_weight else None
 
     blocked = np.zeros(0, dtype="int64")
     if unwanted is not None and len(unwanted):
@@ -205,24 +191,20 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
         widx = np.flatnonzero(hr >= 0)
         score = pop32[pop_group[rows]]
         score[widx] *= rules.popularity_weight
-        s = cat_share = aff = None
+        s = cat_share = fac = None
         if len(widx):
             xb = model.history[hr[widx]]
             s = (xb @ model.similarity).toarray()
             s *= rules.similarity_weight / np.maximum(s.max(axis=1, keepdims=True), 1e-12)
             score[widx] += s
-            if len(new_cols) or rules.affinity_weight:
+            if factors is not None:
+                fac = model.user_factors[hr[widx]] @ factors.T
+                fac *= rules.factor_weight / np.maximum(np.abs(fac).max(axis=1, keepdims=True), 1e-12)
+                score[widx] += fac
+            if len(new_cols):
                 cat_w = (xb @ item_cat).toarray()
                 cat_share = cat_w / np.maximum(cat_w.sum(axis=1, keepdims=True), 1e-12)
-            if len(new_cols):
                 score[np.ix_(widx, new_cols)] += rules.new_item_weight * cat_share[:, cat_of_item[new_cols]]
-            if rules.affinity_weight:
-                spread = cat_share @ cat_sim
-                spread /= np.maximum(spread.sum(axis=1, keepdims=True), 1e-12)
-                pref = cat_share + rules.category_spread * spread + cat_prior_weight * cat_prior[None, :]
-                pref /= np.maximum(pref.max(axis=1, keepdims=True), 1e-12)
-                aff = (rules.affinity_weight * pref[:, cat_of_item] * score[widx]).astype("float32")
-                score[widx] += aff
             xc = xb.tocoo()
             if rules.exclude_bought:
                 score[widx[xc.row], xc.col] = -np.inf
@@ -254,16 +236,16 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
         warm_c = wp >= 0
         sim_v = np.zeros(len(cols), dtype="float32")
         new_v = np.zeros(len(cols), dtype="float32")
-        aff_v = np.zeros(len(cols), dtype="float32")
+        fac_v = np.zeros(len(cols), dtype="float32")
         if s is not None:
             sim_v[warm_c] = s[wp[warm_c], cols[warm_c]]
             if len(new_cols):
                 new_v[warm_c] = rules.new_item_weight * cat_share[wp[warm_c], cat_of_item[cols[warm_c]]] * is_new_item[cols[warm_c]]
-            if aff is not None:
-                aff_v[warm_c] = aff[wp[warm_c], cols[warm_c]]
+            if fac is not None:
+                fac_v[warm_c] = fac[wp[warm_c], cols[warm_c]]
         parts.append(pd.DataFrame({"row": rows[r_local], "col": cols, "score": vals.astype("float64"), "sim": sim_v, "newsku": new_v,
-                                   "aff": aff_v}))
-    new_df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row", "col", "score", "sim", "newsku", "aff"])
+                                   "fac": fac_v}))
+    new_df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["row", "col", "score", "sim", "newsku", "fac"])
     new_df["kind"] = "new"
 
     frames = [new_df]
@@ -289,7 +271,7 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     df = df[df.groupby(["row", "category"]).cumcount() < rules.max_per_category]
     df["rank"] = df.groupby("row").cumcount() + 1
     df = df[df["rank"] <= rules.n].reset_index(drop=True)
-    sim_pick = ((df["kind"] == "new") & (df["sim"] > 0) & (df["sim"] >= df["newsku"]) & (df["sim"] >= df["aff"])).to_numpy()
+    sim_pick = ((df["kind"] == "new") & (df["sim"] > 0) & (df["sim"] >= df["newsku"]) & (df["sim"] >= df["fac"])).to_numpy()
     df["anchor"], df["share"] = -1, np.nan
     pick_rows = df["row"].to_numpy()[sim_pick]
     pick_cols = df["col"].to_numpy()[sim_pick]
@@ -301,6 +283,13 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     anchor[weak], share[weak] = -1, np.nan
     df.loc[sim_pick, "anchor"] = anchor
     df.loc[sim_pick, "share"] = share
+    fac_pick = ((df["kind"] == "new") & (df["fac"] > 0) & (df["fac"] > df["newsku"]) & (df["anchor"] < 0)).to_numpy()
+    df["fac_anchor"] = -1
+    if fac_pick.any():
+        f_rows, f_cols = hist_row[df["row"].to_numpy()[fac_pick]], df["col"].to_numpy()[fac_pick]
+        df.loc[fac_pick, "fac_anchor"] = np.concatenate([factor_anchors(model, f_rows[lo:lo + ANCHOR_CHUNK], f_cols[lo:lo + ANCHOR_CHUNK])
+                                                         for lo in range(0, len(f_rows), ANCHOR_CHUNK)])
+    df["fac_category"] = np.where(df["fac_anchor"] >= 0, cat_of_item[np.maximum(df["fac_anchor"].to_numpy(), 0)], -1)
 
     names = (catalog.drop_duplicates("sku").set_index("sku")["name"].reindex(pd.Index(skus)).fillna(pd.Series(skus, index=skus)).astype(str).to_numpy()
              if catalog is not None and "name" in catalog else skus.astype(str))
@@ -326,13 +315,14 @@ def _reasons(df: pd.DataFrame, names: np.ndarray, cat_codes: np.ndarray, segment
     if sim.any():
         out[sim] = [f"bought with {names[a]} by {max(1, round(100 * s))}% of its buyers"
                     for a, s in zip(anchor[sim], df.loc[sim, "share"])]
-    newsku = (~rep) & (~sim) & (df["newsku"].fillna(0).to_numpy() > 0) & (df["newsku"].fillna(0).to_numpy() >= df["aff"].fillna(0).to_numpy())
+    newsku = (~rep) & (~sim) & (df["newsku"].fillna(0).to_numpy() > 0) & (df["newsku"].fillna(0).to_numpy() >= df["fac"].fillna(0).to_numpy())
     if newsku.any():
         out[newsku] = [f"new in {cat_codes[c]}, a category you buy" for c in df.loc[newsku, "category"]]
-    aff = (~rep) & (~sim) & (~newsku) & (df["aff"].fillna(0).to_numpy() > 0)
-    if aff.any():
-        out[aff] = [f"a bestseller in {cat_codes[c]}, a category you buy" for c in df.loc[aff, "category"]]
-    rest = ~(rep | sim | newsku | aff)
+    fac_cat = df["fac_category"].fillna(-1).to_numpy(dtype="int64") if "fac_category" in df else np.full(len(df), -1)
+    fac = (~rep) & (~sim) & (~newsku) & (fac_cat >= 0)
+    if fac.any():
+        out[fac] = [f"popular with customers who buy {cat_codes[c]}" for c in fac_cat[fac]]
+    rest = ~(rep | sim | newsku | fac)
     if rest.any():
         r = df.loc[rest, "row"].to_numpy()
         out[rest] = ["a bestseller right now" if segments[i] == ANY_CHANNEL or pop_level[i] == 0 else

@@ -1,6 +1,7 @@
 """forecasting.recommend on a tiny hand-built basket set: similarity and reasons by hand, the business rules
 (stock per channel, active, returned as unwanted, no SKU twice, category cap), cold start, new SKUs,
-replenishment due dates, related products, offers, metrics and the time split."""
+replenishment due dates, related products, offers, metrics, the time split, the factor term of the blend
+and the tuning of the blend weights on a validation split."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ from forecasting.recommend import (
     related_products,
     replenishment,
     time_split,
+    tune_weights,
 )
-from forecasting.recommend.model import top_k_neighbours
+from forecasting.recommend.evaluate import blend_scores
+from forecasting.recommend.model import bm25, top_k_neighbours
 
 AS_OF = pd.Timestamp("2026-03-31")
-ITEM_ITEM = Rules(popularity_weight=0.01, similarity_weight=1.0)  # the item-item part on its own
+ITEM_ITEM = Rules(popularity_weight=0.01, similarity_weight=1.0, factor_weight=0.0)  # the item-item part on its own
 
 
 def line(customer, sku, day, units=1, order=None, category=None, discount=0.0, channel="web"):
@@ -248,6 +251,9 @@ def test_time_split_never_leaks_test_purchases_into_training() -> None:
     assert model.history.sum() == pytest.approx(fit(train, cutoff).history.sum())
     for recs in info["recommended"].values():
         assert "NEW1" not in set(recs.sku)
+    # the blend weights were tuned on the training period only (validation: the 28 days before the cut-off)
+    _, tuning = tune_weights(train, cutoff)
+    pd.testing.assert_frame_equal(info["tuning"], tuning)
     new_items = table[(table.model == "model") & (table.scenario == "new_items")].iloc[0]
     # everyone bought NEW1 (unknowable at the cut-off), 4 and 5 also B1: recall 1/2 for them, 0 for the others
     assert new_items.customers == 5 and new_items.recall_at_10 == pytest.approx((0.5 + 0.5) / 5)
@@ -269,3 +275,79 @@ def test_nothing_before_the_cut_off_gives_an_empty_evaluation_not_an_error() -> 
     assert len(table) == 4 and (table.customers == 0).all() and (table.recall_at_10 == 0).all()
     empty = recommend(fit(lines.iloc[:0], AS_OF), pd.DataFrame({"customer_id": [1]}))
     assert empty.empty and list(empty.columns) == ["customer_id", "sku", "rank", "score", "reason", "kind"]
+
+
+def test_bm25_weights_by_hand() -> None:
+    # customer 0 bought SKUs 0 and 1, customer 1 bought SKU 0: SKU 1 (one buyer of two) says more than SKU 0 (both)
+    w = bm25(sp.csr_matrix(np.array([[1, 1], [1, 0]], dtype="float32")), k1=1.2, b=0.75).toarray()
+    norm = np.array([0.25 + 0.75 * 2 / 1.5, 0.25 + 0.75 * 1 / 1.5])  # lengths 2 and 1, mean 1.5
+    idf = np.log(2) - np.log1p(np.array([2, 1]))
+    assert w[0, 0] == pytest.approx(2.2 / (1.2 * norm[0] + 1) * idf[0], rel=1e-6)
+    assert w[0, 1] == pytest.approx(2.2 / (1.2 * norm[0] + 1) * idf[1], rel=1e-6)
+    assert w[1, 0] == pytest.approx(2.2 / (1.2 * norm[1] + 1) * idf[0], rel=1e-6) and w[1, 1] == 0
+
+
+def factor_model():
+    """baskets() without ALS, then factors set by hand: customer 5 (bought C1, Tea Sampler) points the way of
+    B1 and C1; A1 and D1 point elsewhere."""
+    model = fit(baskets(), AS_OF, factors=0)
+    model.user_factors = np.zeros((len(model.customers), 2), dtype="float32")
+    model.user_factors[model.customer_index[5]] = [0.0, 2.0]
+    y = {"A1": [1.0, 0.0], "B1": [0.0, 1.0], "C1": [0.0, 1.0], "D1": [1.0, 0.0]}
+    model.item_factors = np.array([y[s] for s in model.skus], dtype="float32")
+    return model
+
+
+def test_factor_term_is_scaled_to_the_customers_best_and_says_which_category_it_goes_with() -> None:
+    model = factor_model()
+    rules = Rules(popularity_weight=0.01, similarity_weight=0.0, factor_weight=1.0, max_per_category=3)
+    recs = recommend(model, pd.DataFrame({"customer_id": [5]}), catalog=catalog(), rules=rules).set_index("sku")
+    pop = np.asarray(model.history.sum(axis=0)).ravel()
+    pop_share = dict(zip(model.skus, pop / pop.max()))
+    # factor scores of customer 5: A1 0, B1 2, D1 0 -> scaled to its best: B1 1.0
+    assert recs.loc["B1", "rank"] == 1
+    assert recs.loc["B1", "score"] == pytest.approx(0.01 * pop_share["B1"] + 1.0, rel=1e-6)
+    assert recs.loc["A1", "score"] == pytest.approx(0.01 * pop_share["A1"], rel=1e-6)
+    assert recs.loc["B1", "reason"] == "popular with customers who buy c"  # C1 (category c) is the history SKU nearest B1
+    assert recs.loc["A1", "reason"] == "a bestseller right now"
+    assert "C1" not in recs.index
+    blend = next(blend_scores(model, np.array([model.customer_index[5]]), [(0.0, 1.0)], popularity_weight=0.01))[0]
+    assert blend[model.sku_index["B1"]] == pytest.approx(recs.loc["B1", "score"], rel=1e-6)
+    assert np.isneginf(blend[model.sku_index["C1"]])  # bought: never "new"
+
+
+def tuning_lines() -> pd.DataFrame:
+    """Before 03-03: P bought by 1-20, Q (the bestseller) by 16-40, A1 by 1-15, B1 by 1-10 (with A1). In the
+    validation window (03-03, 03-31]: 11-15, who bought A1 but not B1, buy B1."""
+    rows = [line(c, "P1", "2026-02-01", category="p") for c in range(1, 21)]
+    rows += [line(c, "Q1", "2026-02-01", category="q") for c in range(16, 41)]
+    rows += [line(c, "A1", "2026-02-01", category="a") for c in range(1, 16)]
+    rows += [line(c, "B1", "2026-02-01", category="b") for c in range(1, 11)]
+    rows += [line(c, "B1", "2026-03-20", category="b") for c in range(11, 16)]
+    return pd.DataFrame(rows)
+
+
+def test_tuning_picks_the_item_item_weight_that_beats_popularity_by_hand() -> None:
+    # customer 11 (P1, A1): popularity scaled to Q1 = 1 (25 buyers): Q1 1.0, B1 10/25 = 0.4;
+    # item-item P1->B1 10/(20+5) + A1->B1 10/(15+5) = 0.9 (their best), P1->Q1 5/25 = 0.2, A1->Q1 0:
+    # B1 0.4 + w, Q1 1 + w x 0.2/0.9: B1 first once w > 0.6 / (1 - 0.222) = 0.77 -> 1.0 in the grid
+    rules, table = tune_weights(tuning_lines(), AS_OF, k=1, min_customers=1, factor_grid=(0.0,), fit_args={"factors": 0})
+    assert (rules.similarity_weight, rules.factor_weight) == (1.0, 0.0)
+    recall = table.set_index("similarity_weight")["recall_at_10"]
+    assert recall.to_dict() == {0.0: 0.0, 0.1: 0.0, 0.3: 0.0, 1.0: 1.0}
+    assert (table["customers"] == 5).all()
+
+
+def test_tuning_keeps_popularity_when_nothing_beats_it_and_never_reads_after_as_of() -> None:
+    lines = tuning_lines()
+    # in the validation window 11-15 buy the bestseller Q1 instead: popularity alone is right
+    lines.loc[lines.order_date == pd.Timestamp("2026-03-20"), "sku"] = "Q1"
+    rules, table = tune_weights(lines, AS_OF, k=1, min_customers=1, factor_grid=(0.0,), fit_args={"factors": 0})
+    assert (rules.similarity_weight, rules.factor_weight) == (0.0, 0.0)  # recall 1 up to w = 0.3 (0 at 1.0): the simplest
+    assert table.set_index("similarity_weight")["recall_at_10"].to_dict() == {0.0: 1.0, 0.1: 1.0, 0.3: 1.0, 1.0: 0.0}
+    later = pd.concat([lines, pd.DataFrame([line(c, "B1", "2026-04-02", category="b") for c in range(11, 16)])])
+    _, again = tune_weights(later, AS_OF, k=1, min_customers=1, factor_grid=(0.0,), fit_args={"factors": 0})
+    pd.testing.assert_frame_equal(table, again)  # purchases after as_of are not read
+    default = Rules()
+    few, _ = tune_weights(lines, AS_OF, k=1, fit_args={"factors": 0})  # 5 validation customers < 50: defaults kept
+    assert (few.similarity_weight, few.factor_weight) == (default.similarity_weight, default.factor_weight)

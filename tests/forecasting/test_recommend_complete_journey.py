@@ -1,9 +1,10 @@
 """The model against popularity on the Complete Journey sample (84.51): households as customers, products as
 SKUs, baskets as orders, the product category as category; time split 28 days before the last day.
 
-Measured when written (docs/recommendations.md): with repurchases allowed the model's recall@10 is ~0.052
-against popularity's ~0.041; on items new to the household both are ~0.032 (the sample holds ~30 lines per
-household over the year: little co-purchase signal beyond the bestsellers)."""
+Measured when written (docs/recommendations.md): with repurchases allowed the model's recall@10 is ~0.053
+against popularity's ~0.041; on items new to the household ~0.034 against ~0.033 (nDCG ~0.027 against
+~0.023): the validation split picks the ALS term (weight 0.3), which re-ranks the bestsellers per household.
+The sample holds ~30 lines per household over the year: little signal beyond the bestsellers."""
 
 from __future__ import annotations
 
@@ -38,7 +39,11 @@ def test_model_beats_popularity_with_repurchases_on_complete_journey(cj_lines: p
     recall = table.set_index(["model", "scenario"])["recall_at_10"]
     assert table["customers"].min() > 1000
     assert recall[("model", "with_repurchase")] > 1.1 * recall[("popularity", "with_repurchase")]
-    assert recall[("model", "new_items")] > 0.8 * recall[("popularity", "new_items")]  # on a par, not worse
+    assert recall[("model", "new_items")] >= recall[("popularity", "new_items")]  # on a par or better, never worse
+    ndcg = table.set_index(["model", "scenario"])["ndcg_at_10"]
+    assert ndcg[("model", "new_items")] > ndcg[("popularity", "new_items")]
     coverage = table.set_index(["model", "scenario"])["coverage"]
-    assert coverage[("model", "new_items")] > 10 * coverage[("popularity", "new_items")]
+    assert coverage[("model", "new_items")] > coverage[("popularity", "new_items")]
+    assert coverage[("model", "with_repurchase")] > 100 * coverage[("popularity", "with_repurchase")]
     assert info["train_max_date"] <= info["cutoff"]
+    assert info["tuning"]["customers"].min() > 1000  # weights chosen on a real validation split before the cut-off

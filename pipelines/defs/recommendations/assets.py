@@ -20,7 +20,7 @@ GROUP = "recommendations"
 RECOMMENDATIONS_COLUMNS = {
     "customer_id": "Customer id (every known customer; consent is applied by the marketing feed/export)",
     "sku": "Recommended SKU (active, available to promise in the customer's channel)", "rank": "1 = first to show",
-    "score": "Model score (replenish: due score 0..1; new: item-item score scaled to the customer's best, plus category and popularity terms)",
+    "score": "Model score (replenish: due score 0..1; new: popularity + item-item and ALS scores scaled to the customer's best, weighted)",
     "reason": "Why, in words (e.g. 'bought with Espresso Beans 250g by 31% of its buyers')",
     "kind": "'replenish' (a consumable about to run out) or 'new' (not bought before)",
 }
@@ -35,7 +35,7 @@ OFFER_COLUMNS = {
     "expected_uplift": "score x discount depth: index of extra purchase probability",
 }
 EVALUATION_COLUMNS = {
-    "model": "'model' (item-item + replenishment) or 'popularity' (bestsellers)", "scenario": "'new_items' or 'with_repurchase'",
+    "model": "'model' (popularity + item-item + ALS, weights tuned before the cut-off; + replenishment) or 'popularity' (bestsellers)", "scenario": "'new_items' or 'with_repurchase'",
     "precision_at_10": "Hits in the top 10 / 10", "recall_at_10": "Hits in the top 10 / SKUs bought in the test window",
     "ndcg_at_10": "Discounted cumulative gain / ideal", "coverage": "Distinct SKUs recommended / SKUs sold before the cut-off",
     "customers": "Customers evaluated (history before the cut-off, a purchase after)", "cutoff": "Last day of training data",
@@ -52,7 +52,7 @@ def _asset(name: str, columns: dict[str, str], **kwargs):  # type: ignore[no-unt
 @_asset("recommendations", RECOMMENDATIONS_COLUMNS)
 def recommendations(store_db: StoreDatabase, stg_order_lines: pd.DataFrame, stg_customers: pd.DataFrame,
                     customer_segments: pd.DataFrame, stg_returns: pd.DataFrame, stg_inventory_snapshots: pd.DataFrame) -> dg.Output:
-    """Top 10 per customer: due replenishments first, then item-item picks new to them, with a reason each."""
+    """Top 10 per customer: due replenishments first, then picks new to them (popularity blended with item-item and ALS), with a reason each."""
     as_of = store_db.as_of_date()
     cutoff = store_db.cutoff()
     df = L.build_recommendations(stg_order_lines, stg_customers, customer_segments, stg_returns, stg_inventory_snapshots,

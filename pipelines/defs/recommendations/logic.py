@@ -9,7 +9,7 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
-from forecasting.recommend import Rules, evaluate, fit, offer_targets, recommend, related_products, replenishment
+from forecasting.recommend import Rules, evaluate, fit, offer_targets, recommend, related_products, replenishment, tune_weights
 
 UNWANTED_REASONS = frozenset({"no_longer_needed", "not_as_described", "size_fit"})
 """Return reasons that say the customer does not want the item itself (not: damaged, defective, wrong item,
@@ -105,12 +105,14 @@ def unwanted_returns(returns: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFrame
 def build_recommendations(lines: pd.DataFrame, customers: pd.DataFrame, segments: pd.DataFrame, returns: pd.DataFrame,
                           snapshots: pd.DataFrame, product_rows: pd.DataFrame, channel_locations: pd.DataFrame,
                           as_of: date, rules: Rules | None = None) -> pd.DataFrame:
+    """Blend weights tuned on the last 28 days (fit before them, score them), then the model fitted on everything."""
     catalog = products(product_rows)
+    rules, _ = tune_weights(lines, as_of, rules=rules)
     sold = lines["sku"].dropna().astype(str).unique()
     model = fit(lines, as_of, skus=np.union1d(sold, catalog.loc[catalog["active"], "sku"].to_numpy(dtype=str)))
     return recommend(model, customer_profiles(customers, segments, lines), catalog=catalog,
                      availability=availability(snapshots, channel_locations), unwanted=unwanted_returns(returns, lines),
-                     replenish=replenishment(lines, as_of), rules=rules or Rules())
+                     replenish=replenishment(lines, as_of), rules=rules)
 
 
 def build_related(lines: pd.DataFrame, as_of: date) -> pd.DataFrame:
@@ -121,7 +123,7 @@ def build_offer_targets(lines: pd.DataFrame, customers: pd.DataFrame, product_ro
                         as_of: date, redemptions: pd.DataFrame | None = None) -> pd.DataFrame:
     consenting = customers.loc[customers["marketing_consent"].astype(bool), "customer_id"].astype("int64").to_numpy()
     exhausted = used_up(promotions, redemptions) if redemptions is not None else None
-    return offer_targets(fit(lines, as_of), promotions, lines, products(product_rows), consenting, used_up=exhausted)
+    return offer_targets(fit(lines, as_of, factors=0), promotions, lines, products(product_rows), consenting, used_up=exhausted)
 
 
 def build_evaluation(lines: pd.DataFrame, as_of: date) -> pd.DataFrame:
