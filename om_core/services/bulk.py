@@ -43,6 +43,8 @@ from om_core.errors import (
 )
 from om_core.models import (
     Address,
+    Channel,
+    ChannelLocation,
     Customer,
     Feedback,
     IdempotencyKey,
@@ -112,6 +114,13 @@ class BulkResult:
 
 
 _LOCATIONS = select(Location.__table__)
+_CHANNELS_BY_CODE = select(Channel.__table__).where(Channel.code.in_(bindparam("codes", expanding=True)))
+_CHANNELS_LOCATIONS = (  # `locations.channel_locations` for many channels: active locations in preference order
+    select(Location.__table__, ChannelLocation.channel_id)
+    .join(ChannelLocation, ChannelLocation.location_id == Location.id)
+    .where(ChannelLocation.channel_id.in_(bindparam("ids", expanding=True)), Location.active.is_(True))
+    .order_by(ChannelLocation.channel_id, ChannelLocation.priority, Location.id)
+)
 _TAX_RATES = select(TaxRate.__table__)
 _USES = (
     select(PromotionRedemption.promotion_id, func.count())
@@ -146,9 +155,14 @@ class BatchLookups(Lookups):
         self._products = {p.sku: p for p in read_rows(session, _PRODUCTS_BY_SKU, {"skus": skus})} if skus else {}
         ids = sorted({r.customer_id for r in requests if r.customer_id is not None})
         self._customers = customers_with_addresses(session, ids) if ids else {}
-        self._channels: dict[str, Any] = {}
-        self._channel_locations: dict[int, list[Any]] = {}
+        codes = sorted({r.channel for r in requests})
+        self._channels: dict[str, Any] = {c.code: c for c in read_rows(session, _CHANNELS_BY_CODE, {"codes": codes})} if codes else {}
+        self._channel_locations: dict[int, list[Any]] = {c.id: [] for c in self._channels.values()}
+        if self._channels:
+            for row in read_rows(session, _CHANNELS_LOCATIONS, {"ids": sorted(self._channel_locations)}):
+                self._channel_locations[row.channel_id].append(row)
         self._locations: dict[str, Any] = {l.code: l for l in read_rows(session, _LOCATIONS)}
+        self._location_ids = {l.id for l in self._locations.values()}
         self._methods = {m.code: m for m in read_rows(session, select(ShippingMethod.__table__).where(ShippingMethod.active.is_(True)))}
         self._taxes: dict[tuple[str, str | None], TaxTable] = {}
         self._tax_rates = read_rows(session, _TAX_RATES)
@@ -173,9 +187,10 @@ class BatchLookups(Lookups):
         self._product_ids = {p.id for p in self._products.values()}
 
     def channel(self, code: str) -> Any:
-        if code not in self._channels:
-            self._channels[code] = super().channel(code)
-        return self._channels[code]
+        found = self._channels.get(code)
+        if found is None or not found.active:
+            return super().channel(code)  # raises the usual error
+        return found
 
     def customer(self, customer_id: int) -> tuple[Any, AddressIn | None]:
         try:
@@ -212,8 +227,7 @@ class BatchLookups(Lookups):
 
     def stock(self, product_ids: set[int], location_ids: set[int], *, lock: bool, before_allocation: Any) -> tuple[dict, dict]:
         if self._stocks is None:  # lock every stock row the batch can touch, once, in id order
-            all_locations = {l.id for l in read_rows(self.session, select(Location.id))}
-            self._stocks, self._available = super().stock(self._product_ids, all_locations, lock=lock, before_allocation=None)
+            self._stocks, self._available = super().stock(self._product_ids, self._location_ids, lock=lock, before_allocation=None)
         return self._stocks, self._available
 
     def promotions(self, *, coupon_codes: list[str], customer_id: int | None, at: datetime, lock: bool, exclude_order: int | None) -> list[Any]:

@@ -3,15 +3,18 @@
 `simulate(db, config)` needs a migrated, empty database. It creates the suppliers, locations,
 channels, tax rates, shipping methods, catalogue, customers and opening stock through the services,
 then, day by day, in one transaction per day and always through the services (with the core's
-batched fast path `om_core.services.bulk` for orders, shipments and deliveries when it is there):
+batched fast path `om_core.services.bulk` when it is there: products, customers, opening stock,
+orders, shipments, deliveries, carrier exceptions, purchase orders and their receipts, transfers,
+returns and feedback, one call per kind and day):
 
 * overnight: goods received against purchase orders that have arrived (which also fills
   backorders), store transfers from the warehouses, returned parcels received and refunded, new
   products listed, list price changes, end-of-life products deactivated, promotions set up a week
   before they start, new customers signing up;
-* orders placed in time order, in batches; an order that is short (InsufficientStock) loses those
-  lines (lost sales) unless every short SKU may be backordered and the customer waits, and is placed
-  again with what is left; a pickup that the store cannot fill is shipped instead;
+* orders placed in time order, in batches; a customer told "not enough stock" (InsufficientStock)
+  answers at once, within the same batched placement (`bulk.place_orders(on_refused=...)`): those
+  lines are lost (lost sales) unless every short SKU may be backordered and the customer waits, and
+  the order is placed with what is left; a pickup that the store cannot fill is shipped instead;
 * online orders shipped the next working day (pickups made ready), delivered after the service's
   transit time, a few of them late with a carrier exception scan; pickups collected (or left to
   expire); POS sales are carried out at the till; a few orders cancelled by the customer;
@@ -358,9 +361,8 @@ class Simulation:
         """(n_warehouses, n_points): the planners' view of where each point's demand is served from."""
         w, d = self.world, self.demand
         shares = np.zeros((len(w.warehouses), len(d.points)))
-        mass = np.zeros(len(w.warehouses))
-        for c, act in zip(w.customers.city, w.customers.activity):
-            mass[self.wh_index[nearest_warehouse(w, int(c))]] += act
+        warehouse_of_city = np.array([self.wh_index[nearest_warehouse(w, c)] for c in range(len(CITIES))])
+        mass = np.bincount(warehouse_of_city[w.customers.city], weights=w.customers.activity, minlength=len(w.warehouses))
         mass /= mass.sum()
         for j, p in enumerate(d.points):
             if p.store is None:
@@ -432,7 +434,7 @@ class Simulation:
     def _list_products(self, s: Session, idx: list[int]) -> None:
         w = self.world
         skus, cats = w.skus, w.categories
-        bar = self._progress(len(idx), "catalogue", "sku") if len(idx) > 200 else None
+        bar = self._progress(len(idx), "catalogue at the start", "sku") if len(idx) > 200 else None
         payloads = []
         for i in idx:
             cat = cats[int(skus.category[i])]
@@ -480,7 +482,7 @@ class Simulation:
         cust = self.world.customers
         with self.timed("customers"):
             helper = self.recorder.bulk_helper("create_customers")
-            bar = self._progress(len(idx), "customers", "customer") if before else None
+            bar = self._progress(len(idx), "customers at the start", "customer") if before else None
             for chunk in _chunks(idx, 5000):
                 ctx = self.db.transaction() if session is None else nullcontext(session)
                 with ctx as s:
