@@ -400,8 +400,11 @@ def _record_payments(session: Session, placed: list[Order], entries: list[tuple[
 # --- handing goods over: reservations become sales, payments are captured -------------------------
 
 _ACTIVE_RESERVATIONS = (
-    select(Reservation.id, Reservation.stock_id, Reservation.quantity, OrderLine.order_id, OrderLine.id.label("line_id"))
+    select(Reservation.id, Reservation.stock_id, Reservation.quantity, OrderLine.order_id, OrderLine.id.label("line_id"),
+           Stock.location_id, Order.number.label("order_number"))
     .join(OrderLine, OrderLine.id == Reservation.order_line_id)
+    .join(Stock, Stock.id == Reservation.stock_id)
+    .join(Order, Order.id == OrderLine.order_id)
     .where(OrderLine.order_id.in_(bindparam("order_ids", expanding=True)), Reservation.status == "active")
 )
 _FULFIL_RESERVATIONS = (
@@ -454,13 +457,12 @@ def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | dic
     open authorizations are captured and (`refresh`) the order statuses follow. `at`: one moment for
     all, or each order's own ({order id: at}). Returns {order_id: {line_id: units}} handed over."""
     rows = read_rows(session, _ACTIVE_RESERVATIONS, {"order_ids": order_ids})
-    stock_location = dict(session.execute(select(Stock.id, Stock.location_id).where(Stock.id.in_({r.stock_id for r in rows}))).all()) if rows else {}
     if location_filter is not None:
-        rows = [r for r in rows if stock_location[r.stock_id] in location_filter.get(r.order_id, set())]
+        rows = [r for r in rows if r.location_id in location_filter.get(r.order_id, set())]
     if not rows:
         return {}
     when = {oid: _when(at, oid) for oid in {r.order_id for r in rows}}
-    order_numbers = dict(session.execute(select(Order.id, Order.number).where(Order.id.in_(list(when)))).all())
+    order_numbers = {r.order_id: r.order_number for r in rows}
     write_rows(session, _FULFIL_RESERVATIONS, [{"rid": r.id, "now": when[r.order_id]} for r in rows])
     per_stock: dict[int, int] = defaultdict(int)
     per_line: dict[int, int] = defaultdict(int)
@@ -543,7 +545,7 @@ def ship_orders(session: Session, numbers: list[str], *, at: datetime, actor: st
         return {}
     by_id = {o.id: o for o in orders}
     rows = read_rows(session, _ACTIVE_RESERVATIONS, {"order_ids": list(by_id)})
-    stock_location = dict(session.execute(select(Stock.id, Stock.location_id).where(Stock.id.in_({r.stock_id for r in rows}))).all()) if rows else {}
+    stock_location = {r.stock_id: r.location_id for r in rows}
     kinds = dict(session.execute(select(Location.id, Location.kind)).all())
     levels = {m.id: m.service_level for m in read_rows(session, select(ShippingMethod.id, ShippingMethod.service_level))}
     groups: dict[tuple[int, int], dict[int, int]] = defaultdict(lambda: defaultdict(int))
