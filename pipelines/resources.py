@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 import fsspec
+import numpy as np
 import pandas as pd
 from pydantic import PrivateAttr
 
@@ -37,8 +38,10 @@ def _frame(fetchmany: Any, columns: list[str]) -> pd.DataFrame:
         part = pd.DataFrame.from_records(rows, columns=columns)
         for c in part.columns[part.dtypes == object]:
             codes, uniques = pd.factorize(part[c])
-            if len(uniques) < len(part) // 2:
-                part[c] = pd.Series(uniques.take(codes), dtype=object).where(codes >= 0, None)
+            if 0 < len(uniques) < len(part) // 2:
+                shared = np.asarray(uniques, dtype=object).take(codes)
+                shared[codes < 0] = None
+                part[c] = shared
         parts.append(part)
     if not parts:
         return pd.DataFrame.from_records([], columns=columns)

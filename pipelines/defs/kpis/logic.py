@@ -144,11 +144,13 @@ def kpi_fulfilment(orders: pd.DataFrame, lines: pd.DataFrame, shipments: pd.Data
     s["pickup_ready_hours"] = np.where(s["kind"].eq("pickup"), _hours(s["placed_at"], s["ready_at"]), np.nan)
     s["dispatched"] = s["dispatched_at"].notna() | s["ready_at"].notna()
     s["carrier"] = s["carrier"].fillna("(none)")
+    s["undelivered"] = s["delivered_at"].isna().astype("int64")
+    s["late"] = (s["on_time"] == 0).astype("int64")
     s = s.sort_values(["order_id", "created_at"])
     first = s.groupby("order_id").agg(ship_location=("location", "first"), carrier=("carrier", "first"),
                                       shipments=("shipment_id", "nunique"), first_dispatch=("dispatched_at", "min"),
-                                      last_delivery=("delivered_at", "max"), undelivered=("delivered_at", lambda x: x.isna().sum()),
-                                      late=("on_time", lambda x: (x == 0).sum()), delayed=("delayed", "sum"),
+                                      last_delivery=("delivered_at", "max"), undelivered=("undelivered", "sum"),
+                                      late=("late", "sum"), delayed=("delayed", "sum"),
                                       shipping_cost=("shipping_cost", "sum"))
     l = lines[lines["placed_at"].notna()]
     lg = l.assign(full=(l["quantity_fulfilled"] >= l["units"]) & (l["units"] > 0), active=l["units"] > 0).groupby("order_id").agg(
@@ -158,7 +160,6 @@ def kpi_fulfilment(orders: pd.DataFrame, lines: pd.DataFrame, shipments: pd.Data
     of["location"] = of["ship_location"].fillna(of["pickup_location"]).fillna(UNKNOWN)
     of["carrier"] = of["carrier"].fillna("(none)")
     of["shipments"] = of["shipments"].fillna(0)
-    of[["undelivered", "late"]] = of[["undelivered", "late"]].astype(float)  # object when no order has a shipment
     of["processed"] = (of["units_fulfilled"].fillna(0) > 0) & (of["units_active"].fillna(0) > 0)
     delivered_all = of["processed"] & (of["units_fulfilled"] >= of["units_active"]) & (of["undelivered"].fillna(0) == 0)
     done_at = of["last_delivery"].where(of["shipments"] > 0)

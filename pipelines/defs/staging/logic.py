@@ -146,7 +146,7 @@ def clean_order_lines(raw: pd.DataFrame, shipment_lines: pd.DataFrame, return_li
     """Order lines with their order's date/channel/customer, product category and cost, the location that
     serves them (first shipment's location, else the order's pickup store), units fulfilled and returned
     as of the cut-off, and revenue (0 for fully cancelled lines)."""
-    df = ts(raw.copy(), ["placed_at"])
+    df = ts(raw.copy(deep=False), ["placed_at"])  # columns are replaced, never written in place: no need to copy millions of rows
     df = money(df, ["unit_cost", "unit_price", "discount_total", "tax_amount", "line_total"])
     df = ints(df, ["quantity", "quantity_cancelled", "quantity_fulfilled", "quantity_backordered"])
     df["order_date"] = df["placed_at"].dt.normalize()
@@ -160,17 +160,16 @@ def clean_order_lines(raw: pd.DataFrame, shipment_lines: pd.DataFrame, return_li
         sl["delivered_qty"] = np.where(sl["delivered_at"].notna(), sl["quantity"], 0)
         agg = sl.groupby("order_line_id").agg(ship_location_id=("location_id", "min"), shipped=("done_qty", "sum"),
                                               delivered=("delivered_qty", "sum"), shipments=("shipment_id", "nunique"))
-        df = df.merge(agg, how="left", left_on="line_id", right_index=True)
+        aligned = agg.reindex(df["line_id"].to_numpy())
+        for c in agg.columns:
+            df[c] = aligned[c].to_numpy()
     else:
         df["ship_location_id"], df["shipped"], df["delivered"], df["shipments"] = np.nan, np.nan, np.nan, np.nan
     has_shipments = df["shipments"].notna()
     # history without shipments (imports) keeps the core's fulfilled count; otherwise what shipped by the cut-off
     df["quantity_fulfilled"] = np.where(has_shipments, df["shipped"].fillna(0), df["quantity_fulfilled"]).astype("int64")
     loc_id = df["ship_location_id"].fillna(df["pickup_location_id"].astype("float64"))
-    df = df.merge(locations[["location_id", "location"]].astype({"location_id": "float64"}), how="left",
-                  left_on=loc_id.rename("lk"), right_on="location_id", suffixes=("", "_l"))
-    if "key_0" in df.columns:
-        df = df.drop(columns=["key_0"])
+    df["location"] = loc_id.map(pd.Series(locations["location"].to_numpy(), index=locations["location_id"].astype("float64")))
     rl = return_lines[return_lines["status"] != "cancelled"] if len(return_lines) else return_lines
     returned = rl.groupby("order_line_id")["quantity"].sum() if len(rl) else pd.Series(dtype="int64")
     df["quantity_returned"] = df["line_id"].map(returned).fillna(0).astype("int64")
