@@ -12,6 +12,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from om_core import warehouse
 from om_core.cli_common import database, emit, refuse
 from om_core.config import get_settings
 from om_core.errors import NotFound, StoreOMError, ValidationError
@@ -21,10 +22,9 @@ PRIORITIES = ("urgent", "high", "medium", "low")
 
 def load_suggestions() -> pd.DataFrame:
     """The latest `reorder_suggestions` asset; NotFound (with what to run) when the pipelines have not made it."""
-    path = get_settings().warehouse_dir / "reorder_suggestions.parquet"
-    if not path.exists():
-        raise NotFound("No reorder suggestions yet: run `storeom pipeline run`", path=str(path))
-    return pd.read_parquet(path)
+    if not warehouse.asset_exists("reorder_suggestions"):
+        raise NotFound("No reorder suggestions yet: run `storeom pipeline run`", path=get_settings().warehouse_file("reorder_suggestions"))
+    return warehouse.read_frame("reorder_suggestions")
 
 
 def select_suggestions(df: pd.DataFrame, *, skus: tuple[str, ...] = (), location: str | None = None,

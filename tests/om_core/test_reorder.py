@@ -185,6 +185,23 @@ def test_cli_refuses_bad_selections(home: Path, args: tuple[str, ...], code: str
     db.dispose()
 
 
+def test_cli_reads_suggestions_from_an_object_store_warehouse(home: Path) -> None:
+    """STOREOM_WAREHOUSE_URL moves the warehouse off the home folder (here fsspec's in-memory filesystem)."""
+    import fsspec
+
+    url = f"memory://reorder-{home.name}"
+    with fsspec.open(f"{url}/reorder_suggestions.parquet", "wb") as fh:
+        _suggestions(utcnow().date()).to_parquet(fh, index=False)
+    runner = CliRunner(env={"STOREOM_HOME": str(home), "STOREOM_DATABASE_URL": f"sqlite:///{home}/storeom.db",
+                            "STOREOM_WAREHOUSE_URL": url})
+    listed = runner.invoke(main, ["reorder", "list", "--priority", "high"], catch_exceptions=False)
+    assert [r["sku"] for r in json.loads(listed.stdout)] == ["MUG", "TEE-S"]
+    assert not (home / "warehouse").exists()
+    fsspec.filesystem("memory").rm(url, recursive=True)
+    missing = runner.invoke(main, ["reorder", "list"], catch_exceptions=False)
+    assert missing.exit_code == 1 and "storeom pipeline run" in missing.stderr
+
+
 @pytest.mark.parametrize("args", [("approve", "--all-priority", "urgent"), ("list",)])
 def test_cli_without_suggestions_says_what_to_run(home: Path, args: tuple[str, ...]) -> None:
     result = _run(home, *args)
