@@ -6,7 +6,8 @@ business rules: stock per channel, active SKUs, replenishment, category cap, rea
 2 cores. Both sizes run the full 100k x 10k ('small' and 'large' are the same workload: the target is
 about that size). The generator draws ~15 lines per customer over a year: SKU popularity is Zipf-like,
 each customer leans to 3 of 50 categories, a fifth of the categories are consumables bought again on a
-cycle. Reported: seconds per step, the total, and peak memory (the process's ru_maxrss after the run, and
+cycle. Reported: seconds per step, the total (and its CPU time: on a shared machine the wall time depends
+on the load), the weights the validation split chose, and peak memory (the process's ru_maxrss after the run, and
 before it: data generation alone). tracemalloc is not used: it slows numpy/pandas allocations twofold.
 """
 
@@ -64,7 +65,7 @@ def train_and_score(lines: pd.DataFrame, catalog: pd.DataFrame) -> tuple[pd.Data
     steps: dict[str, float] = {}
     t = time.perf_counter()
     rules, tuning = tune_weights(lines, AS_OF)
-    steps["tune blend weights (fit to 28 days before, score 2,000 customers x 20 weights)"] = time.perf_counter() - t
+    steps["tune blend weights (validation: last 28 days)"] = time.perf_counter() - t
     t = time.perf_counter()
     model = fit(lines, AS_OF, skus=catalog["sku"].to_numpy(dtype=str))
     steps["train (history + item-item top-50 + ALS 32 factors)"] = time.perf_counter() - t
@@ -86,15 +87,16 @@ def run(size: str = "small") -> list[Metric]:
     name = "recommendations 100k x 10k"
     lines, catalog = synthetic_lines()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     recs, steps, weights = train_and_score(lines, catalog)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     metrics = [Metric(name, "interactions (order lines)", float(len(lines)), "lines")]
     metrics += [Metric(name, step, seconds, "s") for step, seconds in steps.items()]
     metrics += [Metric(name, f"tuned {key}", value, "") for key, value in weights.items()]
     metrics += [
         Metric(name, "train + score all customers", total, "s", f"< {TARGET_SECONDS:.0f}", total < TARGET_SECONDS),
+        Metric(name, "train + score, CPU time (all threads)", cpu, "s"),
         Metric(name, "customers scored", float(recs["customer_id"].nunique()), "customers", f"= {CUSTOMERS}",
                recs["customer_id"].nunique() == CUSTOMERS),
         Metric(name, "peak RSS before train (data only)", rss_before, "MiB"),

@@ -194,13 +194,20 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
         s = cat_share = fac = None
         if len(widx):
             xb = model.history[hr[widx]]
+            all_warm = len(widx) == len(rows)
             s = (xb @ model.similarity).toarray()
             s *= rules.similarity_weight / np.maximum(s.max(axis=1, keepdims=True), 1e-12)
-            score[widx] += s
+            if all_warm:
+                score += s
+            else:
+                score[widx] += s
             if factors is not None:
                 fac = model.user_factors[hr[widx]] @ factors.T
-                fac *= rules.factor_weight / np.maximum(np.abs(fac).max(axis=1, keepdims=True), 1e-12)
-                score[widx] += fac
+                fac *= rules.factor_weight / np.maximum(np.maximum(fac.max(axis=1), -fac.min(axis=1)), 1e-12)[:, None]
+                if all_warm:
+                    score += fac
+                else:
+                    score[widx] += fac
             if len(new_cols):
                 cat_w = (xb @ item_cat).toarray()
                 cat_share = cat_w / np.maximum(cat_w.sum(axis=1, keepdims=True), 1e-12)

@@ -86,8 +86,9 @@ def offer_targets(store_db: StoreDatabase, stg_order_lines: pd.DataFrame, stg_cu
 def recommendation_evaluation(store_db: StoreDatabase, stg_order_lines: pd.DataFrame) -> dg.Output:
     """Precision, recall, nDCG at 10 and coverage of the model and of popularity on the last 28 days held out."""
     as_of = store_db.as_of_date()
-    df = L.build_evaluation(stg_order_lines, as_of)
-    extra = {}
+    df, rules = L.build_evaluation(stg_order_lines, as_of)
+    extra = {"similarity_weight": dg.MetadataValue.float(float(rules.similarity_weight)),
+             "factor_weight": dg.MetadataValue.float(float(rules.factor_weight))}
     for row in df.itertuples(index=False):
         extra[f"recall_at_10/{row.model}/{row.scenario}"] = dg.MetadataValue.float(float(row.recall_at_10))
     return output(df, EVALUATION_COLUMNS, as_of=as_of, extra=extra)

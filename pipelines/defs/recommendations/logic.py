@@ -126,9 +126,10 @@ def build_offer_targets(lines: pd.DataFrame, customers: pd.DataFrame, product_ro
     return offer_targets(fit(lines, as_of, factors=0), promotions, lines, products(product_rows), consenting, used_up=exhausted)
 
 
-def build_evaluation(lines: pd.DataFrame, as_of: date) -> pd.DataFrame:
-    table, _ = evaluate(lines, as_of)
-    return table
+def build_evaluation(lines: pd.DataFrame, as_of: date) -> tuple[pd.DataFrame, Rules]:
+    """The evaluation table and the rules it ran with (blend weights tuned before the cut-off)."""
+    table, info = evaluate(lines, as_of)
+    return table, info["rules"]
 
 
 def day_start(as_of: date) -> datetime:
