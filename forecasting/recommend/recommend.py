@@ -290,7 +290,9 @@ def recommend(model: ItemItemModel, customers: pd.DataFrame, *, catalog: pd.Data
     anchor[weak], share[weak] = -1, np.nan
     df.loc[sim_pick, "anchor"] = anchor
     df.loc[sim_pick, "share"] = share
-    fac_pick = ((df["kind"] == "new") & (df["fac"] > 0) & (df["fac"] > df["newsku"]) & (df["anchor"] < 0)).to_numpy()
+    rest_of_score = df["score"] - df["sim"] - df["newsku"] - df["fac"]  # popularity (and a repurchase's own weight)
+    fac_pick = ((df["kind"] == "new") & (df["fac"] > 0) & (df["fac"] > df["newsku"]) & (df["fac"] > rest_of_score)
+                & (df["anchor"] < 0)).to_numpy()  # the factor term, not popularity, put it there
     df["fac_anchor"] = -1
     if fac_pick.any():
         f_rows, f_cols = hist_row[df["row"].to_numpy()[fac_pick]], df["col"].to_numpy()[fac_pick]
