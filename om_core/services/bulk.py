@@ -29,6 +29,7 @@ from om_core.errors import (
     Conflict,
     IdempotencyConflict,
     InvalidTransition,
+    ModificationNotAllowed,
     PaymentDeclined,
     PaymentError,
     StockError,
@@ -79,6 +80,7 @@ from om_core.services.feedback import FeedbackIn
 from om_core.services.fulfilment import CARRIERS, STATUS_FOR_EVENT, TRACKING_PROGRESS, TrackingEventIn, UnknownShipment
 from om_core.services.inventory import ReceiptIn, TransferIn
 from om_core.services.orders import (
+    MANUAL_TRANSITIONS,
     Lookups,
     OrderIn,
     _new_number,
@@ -401,7 +403,7 @@ def _record_payments(session: Session, placed: list[Order], entries: list[tuple[
 
 _ACTIVE_RESERVATIONS = (
     select(Reservation.id, Reservation.stock_id, Reservation.quantity, OrderLine.order_id, OrderLine.id.label("line_id"),
-           Stock.location_id, Order.number.label("order_number"))
+           Stock.product_id, Stock.location_id, Order.number.label("order_number"))
     .join(OrderLine, OrderLine.id == Reservation.order_line_id)
     .join(Stock, Stock.id == Reservation.stock_id)
     .join(Order, Order.id == OrderLine.order_id)
@@ -1317,6 +1319,141 @@ def receive_purchase_orders(session: Session, receipts: list[tuple[str, list[Rec
     return {po.number: status[po.id] for po in pos.values()}
 
 
+# --- cancellations in a batch --------------------------------------------------------------------------
+
+
+@dataclass
+class Cancellation:
+    number: str
+    reason: str
+    at: datetime
+
+
+_ORDERS_BY_NUMBER = select(Order.__table__).where(Order.number.in_(bindparam("numbers", expanding=True))).order_by(Order.id).with_for_update()
+_RELEASE_ONE = (
+    update(Reservation.__table__).where(Reservation.id == bindparam("rid"), Reservation.status == "active")
+    .values(status="released", closed_at=bindparam("now"))
+)
+_CANCEL_LINES = (
+    update(OrderLine.__table__).where(OrderLine.order_id == bindparam("oid"))
+    .values(quantity_cancelled=OrderLine.quantity, quantity_backordered=0)
+)
+_VOID_REDEMPTIONS = (
+    update(PromotionRedemption.__table__)
+    .where(PromotionRedemption.order_id.in_(bindparam("ids", expanding=True)), PromotionRedemption.voided.is_(False)).values(voided=True)
+)
+_SET_CANCELLED = (
+    update(Order.__table__).where(Order.id == bindparam("oid")).values(hold=False, status="cancelled", updated_at=bindparam("now"))
+)
+
+
+def cancel_orders(session: Session, cancellations: list[Cancellation], *, actor: str | None = None) -> list[BulkResult]:
+    """`orders.cancel_order` for many, each at its own moment: every reservation released, lines
+    cancelled, promotion uses freed, the open authorization voided (newest first), an
+    'order_cancelled' event and message. Each one refused alone, as if cancelled one by one (unknown
+    order, already being fulfilled, a status that cannot be cancelled): its error, nothing written
+    for it; the others go through."""
+    results = [BulkResult(None) for _ in cancellations]
+    if not cancellations:
+        return results
+    rows = {o.number: o for o in _select_in(session, _ORDERS_BY_NUMBER, "numbers", sorted({c.number for c in cancellations}))}
+    lines: dict[int, list[Any]] = defaultdict(list)
+    for line in _select_in(session, _ORDER_LINE_ROWS, "ids", sorted(o.id for o in rows.values())):
+        lines[line.order_id].append(line)
+    accepted: dict[int, tuple[Any, Cancellation]] = {}
+    for k, c in enumerate(cancellations):
+        order = rows.get(c.number)
+        try:
+            if order is None:
+                raise UnknownOrder(f"Unknown order {c.number!r}", order=c.number)
+            if order.id in accepted:
+                raise InvalidTransition(f"Order {c.number} is cancelled; cannot cancel it", order=c.number, status="cancelled", action="cancel")
+            if order.fulfilment_started_at is not None or any(l.quantity_fulfilled for l in lines[order.id]):
+                raise ModificationNotAllowed(f"Order {c.number} is already being fulfilled; open a return instead", order=c.number)
+            if order.status not in MANUAL_TRANSITIONS["cancel"]:
+                raise InvalidTransition(f"Order {c.number} is {order.status}; cannot cancel it", order=c.number, status=order.status, action="cancel")
+        except StoreOMError as exc:
+            results[k].error = exc
+            continue
+        accepted[order.id] = (order, c)
+        results[k].number = c.number
+    if not accepted:
+        return results
+    ids = sorted(accepted)
+    held = read_rows(session, _ACTIVE_RESERVATIONS, {"order_ids": ids})
+    if held:
+        inventory.stock_rows(session, {r.product_id for r in held}, {r.location_id for r in held}, lock=True)
+        write_rows(session, _RELEASE_ONE, [{"rid": r.id, "now": accepted[r.order_id][1].at} for r in held])
+        write_rows(session, _INSERT_MOVEMENTS, [
+            {"stock_id": r.stock_id, "kind": "reservation_release", "quantity": 0, "reserved_change": -r.quantity,
+             "reason": f"order cancelled: {accepted[r.order_id][1].reason}", "reference": f"order:{r.order_number}", "actor": actor,
+             "at": accepted[r.order_id][1].at} for r in held
+        ])
+    write_rows(session, _CANCEL_LINES, [{"oid": oid} for oid in ids])
+    write_rows(session, _VOID_REDEMPTIONS, {"ids": ids})
+    events = _void_open(session, accepted, actor=actor)
+    write_rows(session, _SET_CANCELLED, [{"oid": oid, "now": c.at} for oid, (_, c) in accepted.items()])
+    events += [dict(order_id=oid, kind="order_cancelled", actor=actor, channel=None, data={"reason": c.reason}, at=c.at)
+               for oid, (_, c) in accepted.items()]
+    record_events(session, sorted(events, key=lambda e: e["order_id"]))  # per order: the void, then the cancellation
+    orders = _Orders(session, set(ids))
+    messages = []
+    for oid, (_, c) in accepted.items():
+        order, customer = orders.orders[oid], orders.customers.get(orders.orders[oid].customer_id)
+        everything = [{"sku": l.sku, "name": l.name, "quantity": l.quantity} for l in orders.lines[oid]]
+        context = {**notifications.order_context(None, order, "order_cancelled", customer=customer, lines=everything), "reason": c.reason}  # type: ignore[arg-type]
+        messages.append(dict(kind="order_cancelled", recipient=order.email or (customer.email if customer else None), context=context,
+                             dedupe_key=f"order_cancelled:{order.number}", order_id=oid, customer_id=order.customer_id,
+                             marketing_consent=customer.marketing_consent if customer else None, at=c.at))
+    notifications.enqueue_many(session, messages)
+    _forget_loaded(session, Order, OrderLine, Reservation, Payment, PaymentTransaction, PromotionRedemption)
+    return results
+
+
+def _void_open(session: Session, accepted: dict[int, tuple[Any, Cancellation]], *, actor: str | None) -> list[dict[str, Any]]:
+    """`payments.void` of everything still authorized on these orders' payments (newest
+    authorization first), each at its cancellation's moment. The payment events."""
+    payments_of: dict[int, dict[str, Any]] = {}
+    for r in read_rows(session, _OPEN_AUTHORIZATIONS, {"order_ids": sorted(accepted)}):
+        p = payments_of.setdefault(r.order_id, {"id": r.id, "gateway": r.gateway, "count": 0, "auth": [], "used": defaultdict(Decimal)})
+        if p["id"] != r.id:  # the order's first payment, as `orders.cancel_order` reads it
+            continue
+        p["count"] += 1
+        if r.status != "succeeded":
+            continue
+        if r.kind == "authorize":
+            p["auth"].append((r.gateway_reference, Decimal(r.amount)))
+        elif r.kind in ("capture", "void") and r.parent_reference:
+            p["used"][r.parent_reference] += Decimal(r.amount)
+    txs, events = [], []
+    for oid, p in payments_of.items():
+        open_parents = [(ref, amount - p["used"][ref]) for ref, amount in p["auth"] if amount - p["used"][ref] > 0]
+        amount = sum((left for _, left in open_parents), Decimal(0))
+        if amount <= 0:
+            continue
+        order, c = accepted[oid]
+        gw = payments.get_gateway(p["gateway"])
+        remaining, approved = amount, True
+        for ref, left in reversed(open_parents):
+            if remaining <= 0:
+                break
+            portion = min(left, remaining)
+            result = gw.void(ref, portion, f"{order.number}:void:{p['count']}")
+            p["count"] += 1
+            txs.append(dict(payment_id=p["id"], kind="void", amount=portion, status="succeeded" if result.approved else "declined",
+                            gateway_reference=result.reference, parent_reference=ref, message=result.message or None, idempotency_key=None,
+                            at=c.at))
+            if not result.approved:
+                approved = False
+                break
+            remaining -= portion
+        events.append(dict(order_id=oid, kind="payment_voided" if approved else "payment_void_declined", actor=actor, channel=None,
+                           data={"amount": str(amount - remaining if approved else amount)}, at=c.at))
+    if txs:
+        write_rows(session, _INSERT_TRANSACTIONS, txs)
+    return events
+
+
 # --- the catalogue in a batch --------------------------------------------------------------------------
 
 _SKUS_TAKEN = select(Product.sku).where(Product.sku.in_(bindparam("keys", expanding=True)))
@@ -1479,7 +1616,7 @@ def _lead_days(product: Any, suppliers: dict[int, Any]) -> Decimal:
 
 
 __all__ = [
-    "BatchLookups", "BulkOrder", "BulkResult", "FeedbackEntry", "ReturnOpening", "ReturnReceipt", "create_customers", "create_products", "create_purchase_orders",
+    "BatchLookups", "BulkOrder", "BulkResult", "Cancellation", "FeedbackEntry", "ReturnOpening", "ReturnReceipt", "cancel_orders", "create_customers", "create_products", "create_purchase_orders",
     "deliver_shipments", "record_exceptions",
     "open_returns", "record_feedbacks",
     "place_orders", "receive_returns",

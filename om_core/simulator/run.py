@@ -1008,26 +1008,37 @@ class Simulation:
     # after-sales -----------------------------------------------------------------------------------
 
     def _cancel(self, s: Session, day: int) -> None:
+        """Customers cancel before shipment (with the core's batched `cancel_orders` when it has it:
+        one call for the day's, each refused alone), and give up on backorders that have waited a month."""
+        wanted: list[tuple[OrderRec, str, datetime]] = []
         for rec, at in self.cancels.pop(day, []):
             if rec.cancelled or rec.shipments:
                 continue
-            try:
-                with frozen_at(min(at, self.at(day, time(23, 59)))), s.begin_nested():
-                    orders.cancel_order(s, rec.number, reason=self.rng.choice(("changed my mind", "found it cheaper", "ordered by mistake")), actor=ACTOR)
+            wanted.append((rec, self.rng.choice(("changed my mind", "found it cheaper", "ordered by mistake")), min(at, self.at(day, time(23, 59)))))
+        asked = {rec.number for rec, _, _ in wanted}
+        for rec in self.backorders:
+            if not rec.cancelled and not rec.shipments and rec.number not in asked and day - rec.day >= 30 and self.rng.random() < 0.1:
+                wanted.append((rec, "waited too long for a backorder", self.at(day, 12.0)))
+        if not wanted:
+            return
+        helper = self.recorder.bulk_helper("cancel_orders")
+        if helper is not None:
+            with frozen_at(max(at for _, _, at in wanted)):
+                done = [r.error is None for r in helper(s, [self.recorder.bulk.Cancellation(rec.number, why, at) for rec, why, at in wanted],
+                                                        actor=ACTOR)]
+        else:
+            done = []
+            for rec, why, at in wanted:
+                try:
+                    with frozen_at(at), s.begin_nested():
+                        orders.cancel_order(s, rec.number, reason=why, actor=ACTOR)
+                    done.append(True)
+                except StoreOMError:
+                    done.append(False)
+        for (rec, _, _), ok in zip(wanted, done):
+            if ok:
                 rec.cancelled = True
                 self.report.cancelled_orders += 1
-            except StoreOMError:
-                pass
-        # customers give up on backorders that have waited a month
-        for rec in self.backorders:
-            if not rec.cancelled and not rec.shipments and day - rec.day >= 30 and self.rng.random() < 0.1:
-                try:
-                    with frozen_at(self.at(day, 12.0)), s.begin_nested():
-                        orders.cancel_order(s, rec.number, reason="waited too long for a backorder", actor=ACTOR)
-                    rec.cancelled = True
-                    self.report.cancelled_orders += 1
-                except StoreOMError:
-                    pass
 
     def _open_returns(self, s: Session, day: int) -> None:
         due = self.return_opens.pop(day, [])

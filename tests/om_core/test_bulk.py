@@ -13,10 +13,12 @@ from om_core.errors import (
     AlreadyExists,
     InsufficientStock,
     InvalidTransition,
+    ModificationNotAllowed,
     PaymentDeclined,
     StockError,
     StoreOMError,
     UnknownLocation,
+    UnknownOrder,
     UnknownProduct,
     ValidationError,
 )
@@ -649,6 +651,64 @@ def test_a_scan_that_cannot_be_recorded_refuses_the_batch(store, bad, error):
     errors = {"UnknownShipment": fulfilment.UnknownShipment, "ValidationError": ValidationError}
     refused(store, errors[error], lambda s: bulk.record_exceptions(s, [good, bad]))
     refused(store, ValidationError, lambda s: bulk.record_exceptions(s, [good], received_at=[NOW, NOW]))
+
+
+def _cancel_state(s):
+    from om_core.models import OutboxMessage, PaymentTransaction, PromotionRedemption, Reservation
+
+    q = lambda stmt: sorted(tuple(map(str, r)) for r in s.execute(stmt))  # noqa: E731
+    return {
+        "orders": q(select(Order.number, Order.status, Order.hold, Order.updated_at)),
+        "lines": q(select(OrderLine.id, OrderLine.quantity_cancelled, OrderLine.quantity_backordered)),
+        "reservations": q(select(Reservation.id, Reservation.status, Reservation.closed_at)),
+        "movements": q(select(StockMovement.stock_id, StockMovement.kind, StockMovement.quantity, StockMovement.reserved_change,
+                              StockMovement.reason, StockMovement.reference, StockMovement.actor, StockMovement.at)),
+        "redemptions": q(select(PromotionRedemption.order_id, PromotionRedemption.voided)),
+        "payments": q(select(PaymentTransaction.payment_id, PaymentTransaction.kind, PaymentTransaction.amount, PaymentTransaction.status,
+                             PaymentTransaction.parent_reference, PaymentTransaction.at)),
+        "events": q(select(OrderEvent.order_id, OrderEvent.kind, OrderEvent.actor, OrderEvent.data, OrderEvent.at)),
+        "outbox": q(select(OutboxMessage.kind, OutboxMessage.dedupe_key, OutboxMessage.recipient, OutboxMessage.subject,
+                           OutboxMessage.body_text, OutboxMessage.created_at)),
+    }
+
+
+def test_cancel_orders_in_a_batch_like_one_by_one(store):
+    from om_core.services import promotions
+
+    with store.transaction() as s:
+        promotions.create_promotion(s, {"name": "Five off", "kind": "fixed", "scope": "order", "value": "5", "coupon_code": "FIVE"})
+    placed = place(store, [web_order(("MUG", 1), ("TEE-S", 2), coupon_codes=["FIVE"]), web_order(("KETTLE", 1)), web_order(("BEANS", 2)),
+                           {"channel": "pos-nyc", "delivery": "carry_out", "location": "ST-NYC", "lines": [{"sku": "BEANS", "quantity": 1}],
+                            "payment_token": "tok_till"}])
+    coupon, plain, shipped, till = (r.number for r in placed)
+    with store.transaction() as s:
+        bulk.ship_orders(s, [shipped], at=NOW + timedelta(hours=1))
+    later = NOW + timedelta(hours=3)
+    wanted = [bulk.Cancellation(coupon, "changed my mind", later), bulk.Cancellation("SO-NOPE", "?", later),
+              bulk.Cancellation(shipped, "too slow", later), bulk.Cancellation(plain, "found it cheaper", later + timedelta(minutes=5)),
+              bulk.Cancellation(plain, "twice", later + timedelta(minutes=6)), bulk.Cancellation(till, "regret", later)]
+    with pytest.raises(_Undo), store.transaction() as s:
+        outcomes = []
+        for c in wanted:
+            try:
+                with frozen_at(c.at), s.begin_nested():
+                    orders.cancel_order(s, c.number, reason=c.reason, actor="agent")
+                outcomes.append(None)
+            except StoreOMError as exc:
+                outcomes.append(type(exc))
+        s.flush()
+        expected = _cancel_state(s)
+        raise _Undo
+    with store.transaction() as s, frozen_at(later + timedelta(minutes=6)):
+        results = bulk.cancel_orders(s, wanted, actor="agent")
+    assert [type(r.error) if r.error else None for r in results] == outcomes == [
+        None, UnknownOrder, ModificationNotAllowed, None, InvalidTransition, ModificationNotAllowed]
+    assert [r.number for r in results] == [coupon, None, None, plain, None, None]
+    with store.read() as s:
+        assert _cancel_state(s) == expected
+        assert inventory.verify_ledger(s) == []
+    assert any(row[1] == "void" for row in expected["payments"]) and any(row[1] == "True" for row in expected["redemptions"])
+    assert sum(row[1] == "reservation_release" for row in expected["movements"]) == 3
 
 
 def _purchase_orders(s):
