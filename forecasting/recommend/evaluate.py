@@ -31,7 +31,7 @@ from forecasting.recommend.replenish import replenishment
 
 TEST_DAYS = 28
 K = 10
-SIMILARITY_GRID = (0.0, 0.1, 0.3, 1.0)
+SIMILARITY_GRID = (0.0, 0.3, 1.0, 3.0, 10.0)
 FACTOR_GRID = (0.0, 0.3, 1.0, 3.0)
 TUNE_CUSTOMERS = 2000
 TUNE_TOLERANCE = 0.01

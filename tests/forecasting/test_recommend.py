@@ -330,11 +330,11 @@ def tuning_lines() -> pd.DataFrame:
 def test_tuning_picks_the_item_item_weight_that_beats_popularity_by_hand() -> None:
     # customer 11 (P1, A1): popularity scaled to Q1 = 1 (25 buyers): Q1 1.0, B1 10/25 = 0.4;
     # item-item P1->B1 10/(20+5) + A1->B1 10/(15+5) = 0.9 (their best), P1->Q1 5/25 = 0.2, A1->Q1 0:
-    # B1 0.4 + w, Q1 1 + w x 0.2/0.9: B1 first once w > 0.6 / (1 - 0.222) = 0.77 -> 1.0 in the grid
+    # B1 0.4 + w, Q1 1 + w x 0.2/0.9: B1 first once w > 0.6 / (1 - 0.222) = 0.77 -> 1.0, the smallest such in the grid
     rules, table = tune_weights(tuning_lines(), AS_OF, k=1, min_customers=1, factor_grid=(0.0,), fit_args={"factors": 0})
     assert (rules.similarity_weight, rules.factor_weight) == (1.0, 0.0)
     recall = table.set_index("similarity_weight")["recall_at_10"]
-    assert recall.to_dict() == {0.0: 0.0, 0.1: 0.0, 0.3: 0.0, 1.0: 1.0}
+    assert recall.to_dict() == {0.0: 0.0, 0.3: 0.0, 1.0: 1.0, 3.0: 1.0, 10.0: 1.0}
     assert (table["customers"] == 5).all()
 
 
@@ -343,8 +343,8 @@ def test_tuning_keeps_popularity_when_nothing_beats_it_and_never_reads_after_as_
     # in the validation window 11-15 buy the bestseller Q1 instead: popularity alone is right
     lines.loc[lines.order_date == pd.Timestamp("2026-03-20"), "sku"] = "Q1"
     rules, table = tune_weights(lines, AS_OF, k=1, min_customers=1, factor_grid=(0.0,), fit_args={"factors": 0})
-    assert (rules.similarity_weight, rules.factor_weight) == (0.0, 0.0)  # recall 1 up to w = 0.3 (0 at 1.0): the simplest
-    assert table.set_index("similarity_weight")["recall_at_10"].to_dict() == {0.0: 1.0, 0.1: 1.0, 0.3: 1.0, 1.0: 0.0}
+    assert (rules.similarity_weight, rules.factor_weight) == (0.0, 0.0)  # recall 1 up to w = 0.3 (0 from 1.0 on): the simplest
+    assert table.set_index("similarity_weight")["recall_at_10"].to_dict() == {0.0: 1.0, 0.3: 1.0, 1.0: 0.0, 3.0: 0.0, 10.0: 0.0}
     later = pd.concat([lines, pd.DataFrame([line(c, "B1", "2026-04-02", category="b") for c in range(11, 16)])])
     _, again = tune_weights(later, AS_OF, k=1, min_customers=1, factor_grid=(0.0,), fit_args={"factors": 0})
     pd.testing.assert_frame_equal(table, again)  # purchases after as_of are not read
