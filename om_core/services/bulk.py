@@ -19,7 +19,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
@@ -55,6 +55,7 @@ from om_core.models import (
     Payment,
     PaymentTransaction,
     Product,
+    Promotion,
     PromotionRedemption,
     PurchaseOrder,
     PurchaseOrderLine,
@@ -116,6 +117,8 @@ class BulkResult:
 
 
 _LOCATIONS = select(Location.__table__)
+_ACTIVE_DURING = _ACTIVE.where(or_(Promotion.starts_at.is_(None), Promotion.starts_at <= bindparam("last")),
+                               or_(Promotion.ends_at.is_(None), Promotion.ends_at > bindparam("first")))
 _CHANNELS_BY_CODE = select(Channel.__table__).where(Channel.code.in_(bindparam("codes", expanding=True)))
 _CHANNELS_LOCATIONS = (  # `locations.channel_locations` for many channels: active locations in preference order
     select(Location.__table__, ChannelLocation.channel_id)
@@ -170,11 +173,11 @@ class BatchLookups(Lookups):
         self._tax_rates = read_rows(session, _TAX_RATES)
         self._stocks: dict[tuple[int, int], Any] | None = None
         self._available: dict[tuple[int, int], int] = {}
-        self._promotions = read_rows(session, _ACTIVE)
         if window is not None:  # only what can apply during the batch: a long calendar is mostly past or future
             first, last = window
-            self._promotions = [p for p in self._promotions
-                                if (p.starts_at is None or p.starts_at <= last) and (p.ends_at is None or p.ends_at > first)]
+            self._promotions = read_rows(session, _ACTIVE_DURING, {"first": first, "last": last})
+        else:
+            self._promotions = read_rows(session, _ACTIVE)
         limited = [p.id for p in self._promotions if p.usage_limit_total or p.usage_limit_per_customer]
         self._limited = [p for p in self._promotions if p.usage_limit_per_customer]
         self._used_total: dict[int, int] = defaultdict(int)

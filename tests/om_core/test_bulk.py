@@ -135,6 +135,21 @@ def test_promotion_limits_count_within_the_batch(store):
     assert isinstance(results[2].error, PromotionLimitReached)
 
 
+def test_only_promotions_running_during_the_batch_apply(store):
+    from om_core.services import promotions
+
+    with store.transaction() as s:
+        for name, value, start, end in (("Now", "10", NOW - timedelta(hours=1), NOW + timedelta(hours=1)),
+                                        ("Later", "50", NOW + timedelta(days=1), NOW + timedelta(days=2)),
+                                        ("Over", "50", NOW - timedelta(days=2), NOW - timedelta(days=1))):
+            promotions.create_promotion(s, {"name": name, "kind": "percentage", "scope": "order", "value": value,
+                                            "starts_at": start, "ends_at": end, "stackable": True})
+    [result] = place(store, [web_order(("KETTLE", 1))])
+    with store.read() as s:
+        order = orders.get_order(s, result.number)
+        assert order.discount_total == (order.subtotal * Decimal("0.10")).quantize(Decimal("0.01"))
+
+
 def test_batched_orders_can_confirm_by_email(store):
     from om_core.models import OutboxMessage
 
