@@ -6,7 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from pipelines.common import MART_FRESHNESS, OWNERS, definition_metadata, output
+from pipelines.common import MART_FRESHNESS, OWNERS, definition_metadata, only_columns, output
 from pipelines.defs.kpis import logic as K
 from pipelines.resources import StoreDatabase
 
@@ -72,32 +72,37 @@ FEEDBACK_COLUMNS = {
 }
 
 
-def _mart(name: str, columns: dict[str, str], kinds: set[str] | None = None):  # type: ignore[no-untyped-def]
+def _mart(name: str, columns: dict[str, str], kinds: set[str] | None = None, ins: dict[str, dg.AssetIn] | None = None):  # type: ignore[no-untyped-def]
     return dg.asset(name=name, group_name=GROUP, kinds=kinds or {"python", "pandas", "parquet"}, owners=OWNERS,
                     metadata=definition_metadata(columns), freshness_policy=MART_FRESHNESS,
-                    automation_condition=dg.AutomationCondition.eager())
+                    automation_condition=dg.AutomationCondition.eager(), ins=ins)
 
 
-@_mart("kpi_inventory", INVENTORY_COLUMNS, {"python", "duckdb", "parquet"})
+@_mart("kpi_inventory", INVENTORY_COLUMNS, {"python", "duckdb", "parquet"},
+       ins={"stg_order_lines": only_columns("sku", "category", "location", "order_date", "placed_at", "units", "net_revenue", "cogs",
+                                          "unit_cost", "unit_price")})
 def kpi_inventory(store_db: StoreDatabase, stg_inventory_snapshots: pd.DataFrame, stg_order_lines: pd.DataFrame) -> dg.Output:
     """Turnover, days of supply, sell-through, stockouts and lost sales, overstock, aged stock and GMROI per SKU, category, location, week."""
     as_of = store_db.as_of_date()
     return output(K.kpi_inventory(stg_inventory_snapshots, stg_order_lines, as_of), INVENTORY_COLUMNS, as_of=as_of)
 
 
-@_mart("kpi_fulfilment", FULFILMENT_COLUMNS)
+@_mart("kpi_fulfilment", FULFILMENT_COLUMNS, ins={"stg_order_lines": only_columns(
+    "order_id", "channel", "location", "placed_at", "quantity", "quantity_fulfilled", "quantity_returned", "units")})
 def kpi_fulfilment(store_db: StoreDatabase, stg_orders: pd.DataFrame, stg_order_lines: pd.DataFrame, stg_shipments: pd.DataFrame) -> dg.Output:
     """Cycle time, click-to-ship, on-time, fill rates, perfect orders, split shipments, shipping cost, pickup readiness and carrier delays."""
     return output(K.kpi_fulfilment(stg_orders, stg_order_lines, stg_shipments), FULFILMENT_COLUMNS, as_of=store_db.as_of_date())
 
 
-@_mart("kpi_sales", SALES_COLUMNS)
+@_mart("kpi_sales", SALES_COLUMNS, ins={"stg_order_lines": only_columns(
+    "order_id", "sku", "channel", "placed_at", "order_date", "units", "discount_total", "revenue", "net_revenue", "cogs")})
 def kpi_sales(store_db: StoreDatabase, stg_order_lines: pd.DataFrame) -> dg.Output:
     """Revenue, orders, AOV, units per order, gross margin, discount share, promotion uplift and channel mix per day, week and month."""
     return output(K.kpi_sales(stg_order_lines), SALES_COLUMNS, as_of=store_db.as_of_date())
 
 
-@_mart("kpi_returns", RETURNS_COLUMNS)
+@_mart("kpi_returns", RETURNS_COLUMNS, ins={"stg_order_lines": only_columns(
+    "sku", "category", "placed_at", "quantity", "quantity_fulfilled", "unit_cost")})
 def kpi_returns(store_db: StoreDatabase, stg_returns: pd.DataFrame, stg_order_lines: pd.DataFrame) -> dg.Output:
     """Return rates, refunds and restock vs write-off by category, SKU and reason."""
     return output(K.kpi_returns(stg_returns, stg_order_lines), RETURNS_COLUMNS, as_of=store_db.as_of_date())

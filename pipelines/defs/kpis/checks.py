@@ -32,7 +32,7 @@ def order_lines_join(stg_order_lines: pd.DataFrame, stg_orders: pd.DataFrame) ->
     return _result(*C.lines_join(stg_order_lines, stg_orders))
 
 
-@dg.asset_check(asset="kpi_sales", blocking=True, additional_ins={"stg_order_lines": dg.AssetIn("stg_order_lines")},
+@dg.asset_check(asset="kpi_sales", blocking=True, additional_ins={"stg_order_lines": dg.AssetIn("stg_order_lines", metadata={"columns": ["quantity", "quantity_cancelled", "line_total"]})},
                 description="Daily all-channel revenue equals Σ line totals of the order lines, to the cent.")
 def sales_revenue_reconciles(kpi_sales: pd.DataFrame, stg_order_lines: pd.DataFrame) -> dg.AssetCheckResult:
     r = revenue_reconciliation(kpi_sales, stg_order_lines)
