@@ -16,6 +16,7 @@ import click
 import pandas as pd
 from sqlalchemy import select
 
+from om_core import warehouse
 from om_core.cli_common import database, emit, refuse
 from om_core.config import get_settings
 from om_core.errors import NotFound, ValidationError
@@ -39,16 +40,15 @@ def consenting_customers() -> set[int]:
 
 def feed(segment: str | None = None) -> pd.DataFrame:
     """The consent-filtered recommendations, optionally only for one RFM segment, ordered by customer and rank."""
-    warehouse = get_settings().warehouse_dir
-    path = warehouse / "recommendations.parquet"
-    if not path.exists():
-        raise MissingAsset("no recommendations yet — run `storeom pipeline run`", details={"path": str(path)})
-    df = pd.read_parquet(path, columns=FEED_COLUMNS)
+    if not warehouse.asset_exists("recommendations"):
+        raise MissingAsset("no recommendations yet — run `storeom pipeline run`",
+                           details={"path": get_settings().warehouse_file("recommendations")})
+    df = warehouse.read_frame("recommendations", FEED_COLUMNS)
     if segment is not None:
-        seg_path = warehouse / "customer_segments.parquet"
-        if not seg_path.exists():
-            raise MissingAsset("no customer segments yet — run `storeom pipeline run`", details={"path": str(seg_path)})
-        segments = pd.read_parquet(seg_path, columns=["customer_id", "segment"])
+        if not warehouse.asset_exists("customer_segments"):
+            raise MissingAsset("no customer segments yet — run `storeom pipeline run`",
+                               details={"path": get_settings().warehouse_file("customer_segments")})
+        segments = warehouse.read_frame("customer_segments", ["customer_id", "segment"])
         known = sorted(segments["segment"].dropna().astype(str).unique())
         if segment not in known:
             raise ValidationError(f"unknown segment {segment!r}", errors=[{"field": "segment", "reason": f"one of {known}"}])

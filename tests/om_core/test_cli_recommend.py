@@ -109,3 +109,21 @@ def test_bad_arguments_are_refused_and_write_nothing(home: Path, tmp_path: Path)
     refused(home, "--format", "json", "--segment", "champions", code="asset_missing")
     result = run(home, "--format", "xml")
     assert result.exit_code == 2  # click usage error
+
+
+def test_export_reads_an_object_store_warehouse(home: Path) -> None:
+    """With STOREOM_WAREHOUSE_URL (here fsspec's in-memory filesystem) the files in the home folder are not used."""
+    import fsspec
+
+    url = f"memory://recs-{home.name}"
+    for name, df in [("recommendations", RECS[RECS["customer_id"] == 3]), ("customer_segments", SEGMENTS)]:
+        with fsspec.open(f"{url}/{name}.parquet", "wb") as fh:
+            df.to_parquet(fh, index=False)
+    runner = CliRunner(env={"STOREOM_HOME": str(home), "STOREOM_DATABASE_URL": f"sqlite:///{home}/storeom.db",
+                            "STOREOM_WAREHOUSE_URL": url})
+    try:
+        result = runner.invoke(main, ["recommendations", "export", "--format", "json", "--segment", "champions"], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        assert sorted({r["customer_id"] for r in json.loads(result.stdout)}) == [3]
+    finally:
+        fsspec.filesystem("memory").rm(url, recursive=True)

@@ -3,17 +3,15 @@ recommendations pipeline), only for customers who consented to marketing (the cu
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
-from om_core.api.routers._common import Id, ApiProblem, Limit, Offset, allow, database, ok, page
-from om_core.config import get_settings
+from om_core import warehouse
+from om_core.api.routers._common import ApiProblem, Id, Limit, Offset, allow, database, ok, page
 from om_core.db import Database
 from om_core.models import Customer
 from om_core.services import customers
@@ -25,10 +23,9 @@ COLUMNS = ["customer_id", "sku", "rank", "score", "reason", "kind"]
 
 
 def _table() -> pa.Table:
-    path: Path = get_settings().warehouse_dir / "recommendations.parquet"
-    if not path.is_file():
+    if not warehouse.asset_exists("recommendations"):
         raise ApiProblem(404, "no_recommendations", "No recommendations yet — run `storeom pipeline run`")
-    return pq.read_table(path, columns=COLUMNS)
+    return warehouse.read_table("recommendations", COLUMNS)
 
 
 def _items(table: pa.Table) -> list[dict[str, Any]]:
