@@ -242,7 +242,9 @@ class BasketMaker:
                     others = np.flatnonzero(free)
                     if len(others):
                         keys = np.log(nrng.random(len(others))) / self.taste[g, sku_idx[others]]  # weighted, without replacement
-                        chosen = others[np.argsort(-keys, kind="stable")[: sizes[i] - 1]]
+                        k = min(sizes[i] - 1, len(others))
+                        top = np.argpartition(-keys, k - 1)[:k] if k < len(others) else np.arange(len(others))
+                        chosen = others[top[np.argsort(-keys[top], kind="stable")]]
                         free[chosen] = False
                         basket += sku_idx[chosen].tolist()
                 orders.append(self._order(day, day_start, j, basket, g, active))
