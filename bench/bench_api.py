@@ -6,7 +6,8 @@ SQLite's busy loop instead of the in-process lock). Each client
 keeps one HTTP connection and places 3-line orders with its own Idempotency-Keys; a share of the orders
 also wants one unit of a hot SKU with little stock, so clients race for it (about 40 of them find it sold out). Reported: placed orders per
 second, latency p50/p99 of every request, and oversell (units of any SKU promised beyond its stock,
-which must be zero) checked in the database afterwards.
+which must be zero) checked in the database afterwards. The server's CPU time per request and the load
+average are reported too: on a shared machine they tell a slower version from a busier machine.
 
 Target (issue #9): >= 200 orders/s on SQLite with zero oversell.
 """
@@ -66,6 +67,15 @@ def _client(base: str, key: str, requests: list[dict], results: list[tuple[int, 
             results.append((r.status_code, time.perf_counter() - t0))
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), or None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _core_alone(db, n: int = 300) -> float:  # type: ignore[no-untyped-def]
     """The core's place_order in this process, one at a time, at the same moment: the yardstick for the
     API's own overhead on a machine whose speed varies with what else runs on it."""
@@ -105,11 +115,14 @@ def run_once(n: int, workers: int) -> list[Metric]:
             threads = [threading.Thread(target=_client, args=(base, key, per_client[w], results, barrier, w)) for w in range(CLIENTS)]
             for t in threads:
                 t.start()
+            cpu_before = _cpu_seconds(server.pid)
             barrier.wait()
             started = time.perf_counter()
             for t in threads:
                 t.join()
             elapsed = time.perf_counter() - started
+            cpu_after = _cpu_seconds(server.pid)
+            load = os.getloadavg()[0]
         finally:
             server.terminate()
             try:
@@ -128,10 +141,14 @@ def run_once(n: int, workers: int) -> list[Metric]:
             ledger_problems = len(verify_ledger(s))
         db.dispose()
     rate = placed / elapsed
+    server_cpu = [] if cpu_before is None or cpu_after is None or not results else [
+        Metric(name, "server CPU per request", (cpu_after - cpu_before) / len(results) * 1000, "ms")]
     return [
         Metric(name, "orders placed /s (8 clients)", rate, "orders/s", ">= 200", rate >= 200),
         Metric(name, "requests /s", len(results) / elapsed, "req/s"),
         Metric(name, "core place_order alone, 1 thread", core_rate, "orders/s"),
+        *server_cpu,
+        Metric(name, "load average (1 min) at the end", load, "runnable"),
         Metric(name, "latency p50", percentile(latencies, 50), "ms"),
         Metric(name, "latency p99", percentile(latencies, 99), "ms"),
         Metric(name, "refused: hot SKU sold out (409)", refused, "requests"),

@@ -2,6 +2,9 @@
 
 Targets (issue #2): >= 300 orders/s single process on SQLite with p99 < 50 ms; 8 concurrent
 clients on one hot SKU on PostgreSQL with zero oversell.
+
+Throughput follows whatever else runs on the machine; the CPU per order and the SQL statements per order
+(both reported, with the load average) are what to compare between versions on a shared machine.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from bench.common import Metric, percentile
 from om_core.db import Database
@@ -67,6 +70,22 @@ def fresh_database(url: str | None, workdir: Path) -> Database:
     return db
 
 
+def statements_per_order(db: Database, request: dict) -> int:
+    """SQL statements one placement sends (BEGIN included: the SQLite engine issues it itself)."""
+    sent = [1 if db.dialect == "sqlite" else 0]
+
+    def count(*_args) -> None:  # type: ignore[no-untyped-def]
+        sent[0] += 1
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        with db.transaction() as s:
+            orders.place_order(s, request)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return sent[0]
+
+
 def single_process(url: str | None, n: int) -> list[Metric]:
     backend = "postgresql" if url else "sqlite"
     with tempfile.TemporaryDirectory() as tmp:
@@ -74,14 +93,17 @@ def single_process(url: str | None, n: int) -> list[Metric]:
         build_bench_store(db, hot_stock=10)
         rng = random.Random(42)
         latencies = []
+        cpu = 0.0
         for i in range(n + 50):
             request = _request(rng, hot=False)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             with db.transaction() as s:
                 orders.place_order(s, request, idempotency_key=f"bench-{i}")
             if i >= 50:  # warm-up excluded
                 latencies.append(time.perf_counter() - start)
+                cpu += time.process_time() - cpu_start
         total = sum(latencies)
+        statements = statements_per_order(db, _request(rng, hot=False))
         db.dispose()
     name = f"order placement ({backend})"
     rate = n / total
@@ -90,6 +112,9 @@ def single_process(url: str | None, n: int) -> list[Metric]:
         Metric(name, "throughput, 1 process", rate, "orders/s", ">= 300" if not url else "", rate >= 300 if not url else None),
         Metric(name, "p50 latency", percentile(latencies, 50) * 1000, "ms"),
         Metric(name, "p99 latency", p99, "ms", "< 50" if not url else "", p99 < 50 if not url else None),
+        Metric(name, "CPU per order (this process)", cpu / n * 1000, "ms"),
+        Metric(name, "SQL statements per order", statements, "statements"),
+        Metric(name, "load average (1 min) at the end", os.getloadavg()[0], "runnable"),
     ]
 
 

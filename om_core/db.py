@@ -12,13 +12,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, create_engine, event, select
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from om_core.config import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
+SQLITE_WAL_SIZE_LIMIT_BYTES = 64 << 20  # what a checkpointed WAL file is cut back to
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -48,6 +50,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # An order placement appends ~35 pages to the WAL. Checkpointing every 1,000 pages (the default)
+        # copies the same hot pages back, with an fsync, every ~30 orders, inside a commit; every 10,000
+        # pages (~40 MB) copies each hot page once per ~300 orders: half the commit cost.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_SIZE_LIMIT_BYTES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
@@ -55,7 +62,10 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        conn.connection.driver_connection.execute(_BEGIN[mode])  # straight to the driver: once per transaction
+
+
+_BEGIN = {"IMMEDIATE": "BEGIN IMMEDIATE", "DEFERRED": "BEGIN DEFERRED", "EXCLUSIVE": "BEGIN EXCLUSIVE"}
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:  # type: ignore[no-untyped-def]
@@ -129,6 +139,21 @@ def lock_rows(session: Session, stmt):  # type: ignore[no-untyped-def]
     return session.scalars(stmt)
 
 
+def _connection(session: Session) -> Connection:
+    """`session.connection()`, remembered for the rest of the session's transaction: the hot paths run a
+    dozen plain statements per transaction, and asking the session each time costs more than most of them."""
+    root = session.get_transaction()
+    cached = session.info.get(_CONNECTION)
+    if root is not None and cached is not None and cached[0] is root and root.is_active:
+        return cached[1]
+    conn = session.connection()
+    session.info[_CONNECTION] = (session.get_transaction(), conn)
+    return conn
+
+
+_CONNECTION = "om_core.db.connection"
+
+
 def read_rows(session: Session, stmt, params: dict | None = None) -> list:  # type: ignore[no-untyped-def]
     """Plain rows through the session's connection, no ORM identity map: the fast path for what a
     request only reads. Rows answer attribute access like the model (`row.sku`).
@@ -137,12 +162,12 @@ def read_rows(session: Session, stmt, params: dict | None = None) -> list:  # ty
     costs more than running it. A `.with_for_update()` statement locks on PostgreSQL; SQLite ignores
     it (its IMMEDIATE transaction already serializes writers).
     """
-    return list(session.connection().execute(stmt, params or {}).all())
+    return list(_connection(session).execute(stmt, params or {}).all())
 
 
 def write_rows(session: Session, stmt, rows: list[dict] | dict):  # type: ignore[no-untyped-def]
     """Core insert/update through the session's connection (multi-row `rows` run as executemany)."""
-    return session.connection().execute(stmt, rows)
+    return _connection(session).execute(stmt, rows)
 
 
 __all__ = ["read_rows", "write_rows", "Database", "UTCDateTime", "make_engine", "on_rollback", "lock_rows", "select"]

@@ -122,6 +122,34 @@ def stock_rows(session: Session, product_ids: Iterable[int], location_ids: Itera
     return read_rows(session, _STOCK_ROWS_LOCKED if lock else _STOCK_ROWS, {"products": product_ids, "locations": location_ids})
 
 
+_RESERVED_NOW = (
+    select(func.coalesce(func.sum(Reservation.quantity), 0))
+    .where(Reservation.stock_id == Stock.id, Reservation.status == "active")
+    .correlate(Stock)
+    .scalar_subquery()
+)
+_STOCK_WITH_RESERVED = (
+    select(Stock.id, Stock.product_id, Stock.location_id, Stock.on_hand, _RESERVED_NOW.label("reserved"))
+    .where(Stock.product_id.in_(bindparam("products", expanding=True)), Stock.location_id.in_(bindparam("locations", expanding=True)))
+    .order_by(Stock.id)
+)
+
+
+def stock_available(session: Session, product_ids: Iterable[int], location_ids: Iterable[int], *, lock: bool) -> tuple[list[Any], dict[tuple[int, int], int]]:
+    """`stock_rows` and each row's available units, in one statement where that is safe: on SQLite (its
+    IMMEDIATE write transaction already holds the database, so nothing can commit in between) or without
+    `lock`. PostgreSQL with `lock` reads what is reserved after the lock is granted (see `stock_rows`)."""
+    if lock and session.connection().dialect.name != "sqlite":
+        rows = stock_rows(session, product_ids, location_ids, lock=True)
+        levels = stock_levels(session, rows)
+        return rows, {key: level.available for key, level in levels.items()}
+    product_ids, location_ids = sorted(set(product_ids)), sorted(set(location_ids))
+    if not product_ids or not location_ids:
+        return [], {}
+    rows = read_rows(session, _STOCK_WITH_RESERVED, {"products": product_ids, "locations": location_ids})
+    return rows, {(r.product_id, r.location_id): max(r.on_hand - int(r.reserved), 0) for r in rows}
+
+
 def reserved_by_stock(session: Session, stock_ids: Iterable[int]) -> dict[int, int]:
     ids = list(stock_ids)
     if not ids:

@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
 from om_core.config import get_settings
-from om_core.db import Database, read_rows
+from om_core.db import Database, read_rows, write_rows
 from om_core.errors import ValidationError
 from om_core.models import Customer, Location, Order, OutboxMessage
 
@@ -279,12 +279,16 @@ _FIND_MANY = select(_t.c.id, _t.c.dedupe_key).where(_t.c.dedupe_key.in_(bindpara
 _INSERT_MANY = insert(_t).returning(_t.c.id, sort_by_parameter_order=True)
 
 
-def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int | None]:
+def enqueue_many(session: Session, messages: list[dict[str, Any]], *, fresh: bool = False) -> list[int | None]:
     """`enqueue` for many messages at once (batched services): each a dict of enqueue's keyword
     arguments plus `kind` and optionally `at` (when it was written; default now). The same checks and
     the same rendering, one message at a time; one look-up of the dedupe keys and one insert for all.
     Returns each message's outbox id: the existing one for a known dedupe key (also within the
-    batch), None when nothing is written (no recipient, or marketing without consent)."""
+    batch), None when nothing is written (no recipient, or marketing without consent).
+
+    `fresh`: every dedupe key names something this transaction created (a new order's number), so no
+    committed message can carry it and the look-up is skipped; should one exist after all, the unique
+    key fails the transaction rather than send twice."""
     prepared: list[tuple[dict[str, Any], str] | None] = []
     for m in messages:
         kind = m["kind"]
@@ -302,7 +306,7 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int |
         else:
             prepared.append((m, address))
     keys = sorted({p[0]["dedupe_key"] for p in prepared if p is not None})
-    known: dict[str, int | None] = {r.dedupe_key: r.id for r in read_rows(session, _FIND_MANY, {"keys": keys})} if keys else {}
+    known: dict[str, int | None] = {r.dedupe_key: r.id for r in read_rows(session, _FIND_MANY, {"keys": keys})} if keys and not fresh else {}
     rows, new_keys = [], []
     for p in prepared:
         if p is None or p[0]["dedupe_key"] in known:
@@ -317,8 +321,10 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]]) -> list[int |
         })
         known[m["dedupe_key"]] = None
         new_keys.append(m["dedupe_key"])
-    if rows:
-        for key, (outbox_id,) in zip(new_keys, session.connection().execute(_INSERT_MANY, rows)):
+    if len(rows) == 1:  # one message (an order's confirmation): a plain insert, not the batched kind
+        known[new_keys[0]] = write_rows(session, _INSERT, rows[0]).scalar_one()
+    elif rows:
+        for key, (outbox_id,) in zip(new_keys, write_rows(session, _INSERT_MANY, rows)):
             known[key] = outbox_id
     return [None if p is None else known[p[0]["dedupe_key"]] for p in prepared]
 
@@ -383,6 +389,20 @@ def notify_order(
         customer_id=order.customer_id, marketing=kind in MARKETING_KINDS,
         marketing_consent=customer.marketing_consent if customer else None,
     )
+
+
+def notify_new_order(session: Session, order: Order, kind: str, *, customer: Any, lines: list[dict[str, Any]]) -> int | None:
+    """`notify_order` for an order placed in this transaction, with its customer and lines at hand: the
+    same message, without the dedupe look-up (nothing can carry the new order's key yet) and without
+    loading the row into the session. Returns the outbox id, or None when there is no recipient."""
+    _check_kind(kind)
+    recipient = order.email or (customer.email if customer else None)
+    [outbox_id] = enqueue_many(session, [{
+        "kind": kind, "recipient": recipient, "context": order_context(session, order, kind, customer=customer, lines=lines),
+        "dedupe_key": f"{kind}:{order.number}", "order_id": order.id, "customer_id": order.customer_id,
+        "marketing_consent": customer.marketing_consent if customer else None,
+    }], fresh=True)
+    return outbox_id
 
 
 # --- transports ---------------------------------------------------------------------------------
@@ -781,6 +801,7 @@ __all__ = [
     "enqueue_many",
     "mail_from",
     "message_id",
+    "notify_new_order",
     "notify_order",
     "order_context",
     "render",

@@ -13,15 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from sqlalchemy import func, insert, inspect, select
+from sqlalchemy import bindparam, func, insert, inspect, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core import geo
 from om_core.clock import utcnow
-from om_core.db import lock_rows, write_rows
+from om_core.db import lock_rows, read_rows, write_rows
 from om_core.errors import (
     InsufficientStock,
     InvalidTransition,
@@ -32,6 +33,7 @@ from om_core.errors import (
 )
 from om_core.models import (
     Channel,
+    ChannelLocation,
     Customer,
     LineDiscount,
     Location,
@@ -47,7 +49,7 @@ from om_core.models import (
     Stock,
 )
 from om_core.money import ZERO, to_money
-from om_core.services import idempotency, inventory, notifications, payments
+from om_core.services import idempotency, inventory, notifications, payments, webhooks
 from om_core.services.catalog import products_by_sku
 from om_core.services.customers import AddressIn, customer_with_address, normalize_email
 from om_core.services.events import order_events, record_event, record_events
@@ -311,6 +313,18 @@ def _resolve_address(req: OrderIn, saved: AddressIn | None, pickup: Location | N
     }
 
 
+_CHANNEL_KEYS = tuple(c.key for c in Channel.__table__.c)
+_LOCATION_KEYS = tuple(c.key for c in Location.__table__.c)
+_CHANNEL_WITH_LOCATIONS = (
+    select(Channel.__table__, *[c.label(f"loc_{c.key}") for c in Location.__table__.c],
+           webhooks.ACTIVE_SUBSCRIPTIONS.label("active_webhook_subscriptions"))
+    .outerjoin(ChannelLocation, ChannelLocation.channel_id == Channel.id)
+    .outerjoin(Location, (Location.id == ChannelLocation.location_id) & Location.active.is_(True))
+    .where(Channel.code == bindparam("code"))
+    .order_by(ChannelLocation.priority, Location.id)
+)
+
+
 class Lookups:
     """Where `build_draft` reads what it needs: here straight from the database, once per request.
 
@@ -320,9 +334,20 @@ class Lookups:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._channel_locations: dict[int, list[Any]] = {}
 
     def channel(self, code: str) -> Any:
-        return get_channel(self.session, code)
+        """The channel and, in the same read, its active locations in preference order (for
+        `channel_locations`); an unknown or inactive channel is refused by `get_channel`."""
+        rows = read_rows(self.session, _CHANNEL_WITH_LOCATIONS, {"code": code})
+        if not rows or not rows[0].active:
+            return get_channel(self.session, code)
+        webhooks.note_active_subscriptions(self.session, rows[0].active_webhook_subscriptions)
+        channel = SimpleNamespace(**{k: getattr(rows[0], k) for k in _CHANNEL_KEYS})
+        self._channel_locations[channel.id] = [
+            SimpleNamespace(**{k: getattr(r, f"loc_{k}") for k in _LOCATION_KEYS}) for r in rows if r.loc_id is not None
+        ]
+        return channel
 
     def customer(self, customer_id: int) -> tuple[Any, AddressIn | None]:
         return customer_with_address(self.session, customer_id)
@@ -331,7 +356,8 @@ class Lookups:
         return products_by_sku(self.session, skus, rows=True)
 
     def channel_locations(self, channel: Any) -> list[Any]:
-        return channel_locations(self.session, channel)
+        found = self._channel_locations.get(channel.id)
+        return found if found is not None else channel_locations(self.session, channel)
 
     def location(self, code: str) -> Any:
         return get_location(self.session, code)
@@ -345,9 +371,11 @@ class Lookups:
     def stock(self, product_ids: set[int], location_ids: set[int], *, lock: bool,
               before_allocation: Callable[[], None] | None) -> tuple[dict[tuple[int, int], Any], dict[tuple[int, int], int]]:
         """(stock rows, units available) per (product, location); with `lock`, the rows stay locked."""
+        if before_allocation is None:
+            rows, available = inventory.stock_available(self.session, product_ids, location_ids, lock=lock)
+            return {(s.product_id, s.location_id): s for s in rows}, available
         rows = inventory.stock_rows(self.session, product_ids, location_ids, lock=lock)
-        if before_allocation is not None:
-            before_allocation()
+        before_allocation()
         levels = inventory.stock_levels(self.session, rows)
         return {(s.product_id, s.location_id): s for s in rows}, {key: level.available for key, level in levels.items()}
 
@@ -583,12 +611,13 @@ def _event_count(session: Session, order: Order) -> int:
 
 def _record_orders(
     session: Session, entries: list[tuple[OrderIn, Draft, datetime]], *, actor: str | None, event: str, adopt: bool = True,
-    numbers: list[str] | None = None, **event_data: Any,
+    numbers: list[str] | None = None, events: list[dict[str, Any]] | None = None, **event_data: Any,
 ) -> list[Order]:
     """Write priced, allocated drafts as new orders with their lines, reservations and first event, in
     a handful of multi-row statements whatever the number of orders. With `adopt`, the new orders are
     attached to the session as persistent objects (a unit-of-work flush would cost more than the insert).
-    `numbers`: the order numbers when the caller drew them already (e.g. to authorize payment first)."""
+    `numbers`: the order numbers when the caller drew them already (e.g. to authorize payment first).
+    `events`: a list to add the first events to, for the caller to record with its own (one insert)."""
     orders = []
     for k, (req, draft, placed_at) in enumerate(entries):
         order = Order(
@@ -601,19 +630,23 @@ def _record_orders(
         _apply_totals(order, draft)
         orders.append(order)
     values = [{c.key: o.__dict__[c.key] for c in Order.__table__.columns if c.key in o.__dict__} for o in orders]
-    ids = {number: order_id for order_id, number in write_rows(session, _INSERT_ORDERS, values)}
+    ids = {number: order_id for order_id, number in write_rows(session, _INSERT_ORDERS, values[0] if len(values) == 1 else values)}
     for order in orders:
         order.id = ids[order.number]
         if adopt:
             make_transient_to_detached(order)
             session.add(order)
     _write_lines(session, [(o, e[1], {}) for o, e in zip(orders, entries)], actor)
-    record_events(session, [
+    first = [
         dict(order_id=o.id, kind=event, actor=actor, channel=draft.channel.code, at=placed_at,
              data=dict(total=str(o.total), lines=len(draft.lines),
                        allocation={d.product.sku: [[loc.code, q] for loc, q in d.allocations] for d in draft.lines}, **event_data))
         for o, (_, draft, placed_at) in zip(orders, entries)
-    ])
+    ]
+    if events is None:
+        record_events(session, first)
+    else:
+        events += first
     return orders
 
 
@@ -664,6 +697,7 @@ def place_order(
 
     A retry with the same idempotency key returns the original order and writes nothing.
     """
+    session.info.pop(_PLACED, None)
     req = parse(OrderIn, request)
     digest = idempotency.request_hash(req)
     remembered = idempotency.recall(session, "order.place", idempotency_key, digest)
@@ -676,17 +710,24 @@ def place_order(
         draft = build_draft(session, req, lock=True)
         if draft.total > 0 and req.payment_token is None:
             raise ValidationError("A payment token is required for an order with a total above zero", errors=[{"field": "payment_token", "reason": "required"}])
-        [order] = _record_orders(session, [(req, draft, utcnow())], actor=actor, event="order_placed")
+        events: list[dict[str, Any]] = []
+        [order] = _record_orders(session, [(req, draft, utcnow())], actor=actor, event="order_placed", events=events)
         if req.payment_token is not None:
-            payments.authorize_new(session, [(order, req.payment_token, req.gateway)], actor=actor)
+            payments.authorize_new(session, [(order, req.payment_token, req.gateway)], actor=actor, events=events)
+        record_events(session, events)
         if req.delivery == "carry_out":
             hand_over_at_till(session, order, actor=actor)
             if order.total > 0:
                 payments.capture(session, order.number, actor=actor)
-        notifications.notify_order(session, order, "order_confirmed", customer=draft.customer,
-                                   lines=[{"sku": d.product.sku, "name": d.product.name, "quantity": d.line.quantity} for d in draft.lines])
+        notifications.notify_new_order(session, order, "order_confirmed", customer=draft.customer,
+                                       lines=[{"sku": d.product.sku, "name": d.product.name, "quantity": d.line.quantity} for d in draft.lines])
         idempotency.remember(session, "order.place", idempotency_key, digest, {"order_number": order.number})
         session.flush()
+        session.info[_PLACED] = (order.id, [
+            {"line_no": d.line.key, "sku": d.product.sku, "quantity": d.line.quantity, "backordered": d.backordered,
+             "unit_price": d.line.unit_price, "discount_total": d.discount_total, "tax_amount": d.tax_amount, "line_total": d.line_total}
+            for d in draft.lines
+        ])
     except BaseException:
         # What this placement brought into the session (the adopted order, its lines, payment...) was
         # written in the transaction that is now failing: a savepoint's rollback would leave them
@@ -697,6 +738,21 @@ def place_order(
                 session.expunge(obj)
         raise
     return order
+
+
+_PLACED = "om_core.orders.placed_lines"
+_PLACED_LINES = (select(OrderLine.line_no, OrderLine.sku, OrderLine.quantity, OrderLine.quantity_backordered.label("backordered"),
+                        OrderLine.unit_price, OrderLine.discount_total, OrderLine.tax_amount, OrderLine.line_total)
+                 .where(OrderLine.order_id == bindparam("order_id")).order_by(OrderLine.line_no))
+
+
+def placed_lines(session: Session, order: Order) -> list[dict[str, Any]]:
+    """The order's lines as placed (line_no, sku, quantity, backordered and the amounts): taken from the
+    draft when this session has just placed the order, else read in one plain statement."""
+    placed = session.info.get(_PLACED)
+    if placed is not None and placed[0] == order.id:
+        return placed[1]
+    return [dict(r._mapping) for r in read_rows(session, _PLACED_LINES, {"order_id": order.id})]
 
 
 # --- status ---------------------------------------------------------------------------------

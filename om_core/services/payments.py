@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -148,23 +148,25 @@ def authorize(
     _authorize(session, [(order, token, gateway, to_money(amount), payment_id, sequence)], actor)
 
 
-def authorize_new(session: Session, items: list[tuple[Order, str, str]], *, actor: str | None = None) -> None:
+def authorize_new(session: Session, items: list[tuple[Order, str, str]], *, actor: str | None = None,
+                  events: list[dict[str, Any]] | None = None) -> None:
     """Open a payment for each new order [(order, token, gateway)] and authorize its total.
 
     Inside the caller's transaction: if it rolls back, every hold the gateway gave is voided.
+    `events`: a list to add the payment_authorized events to (the caller records them), else recorded here.
     """
     for _, token, gateway in items:
         check_token(token)
         get_gateway(gateway)
     now = utcnow()
-    rows = write_rows(session, _INSERT_PAYMENT, [
-        dict(order_id=o.id, gateway=gateway, token=token, currency=o.currency, created_at=now) for o, token, gateway in items
-    ])
+    values = [dict(order_id=o.id, gateway=gateway, token=token, currency=o.currency, created_at=now) for o, token, gateway in items]
+    rows = write_rows(session, _INSERT_PAYMENT, values[0] if len(values) == 1 else values)  # one: a plain insert
     payment_ids = {order_id: payment_id for payment_id, order_id in rows}
-    _authorize(session, [(o, token, gateway, to_money(o.total), payment_ids[o.id], 0) for o, token, gateway in items], actor)
+    _authorize(session, [(o, token, gateway, to_money(o.total), payment_ids[o.id], 0) for o, token, gateway in items], actor, events)
 
 
-def _authorize(session: Session, items: list[tuple[Order, str, str, Decimal, int, int]], actor: str | None) -> None:
+def _authorize(session: Session, items: list[tuple[Order, str, str, Decimal, int, int]], actor: str | None,
+               events: list[dict[str, Any]] | None = None) -> None:
     approved = []
     for order, token, gateway, amount, payment_id, sequence in items:
         if amount <= 0:
@@ -184,10 +186,14 @@ def _authorize(session: Session, items: list[tuple[Order, str, str, Decimal, int
              parent_reference=None, message=None, idempotency_key=None, at=now)
         for _, _, amount, payment_id, r in approved
     ])
-    record_events(session, [
+    authorized = [
         dict(order_id=o.id, kind="payment_authorized", actor=actor, channel=None, data={"amount": str(amount)}, at=now)
         for o, _, amount, _, _ in approved
-    ])
+    ]
+    if events is None:
+        record_events(session, authorized)
+    else:
+        events += authorized
 
 
 def order_payment(session: Session, order_number: str) -> tuple[Order, Payment]:

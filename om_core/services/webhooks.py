@@ -104,6 +104,7 @@ def create_subscription(session: Session, data: SubscriptionIn | dict[str, Any])
                               description=req.description, active=True, created_at=utcnow())
     session.add(sub)
     session.flush()
+    session.info.pop("webhook_subscribers", None)  # this transaction's later events see it
     return sub
 
 
@@ -123,6 +124,7 @@ def remove_subscription(session: Session, subscription_id: int) -> WebhookSubscr
     sub = get_subscription(session, subscription_id)
     sub.active, sub.removed_at = False, utcnow()
     session.flush()
+    session.info.pop("webhook_subscribers", None)
     return sub
 
 
@@ -143,6 +145,17 @@ def delivery_log(session: Session, subscription_id: int, *, limit: int = 100, of
 
 _SUBSCRIBED = select(WebhookSubscription.id, WebhookSubscription.event_types).where(WebhookSubscription.active.is_(True))
 _OUTBOX = insert(OutboxMessage.__table__)
+
+
+ACTIVE_SUBSCRIPTIONS = select(func.count()).select_from(WebhookSubscription).where(WebhookSubscription.active.is_(True)).scalar_subquery()
+"""How many subscriptions are active: a column a caller's own read can carry (order placement reads it with
+the channel), so that a store without webhooks does not read the subscriptions again for every event."""
+
+
+def note_active_subscriptions(session: Session, count: int) -> None:
+    """What a read of ACTIVE_SUBSCRIPTIONS in this transaction found: none means no event has subscribers."""
+    if count == 0 and "webhook_subscribers" not in session.info:
+        session.info["webhook_subscribers"] = defaultdict(list)
 
 
 def _subscribers(session: Session) -> dict[str, list[int]]:
@@ -358,7 +371,7 @@ def deliver(db: Database, *, limit: int = 10_000, batch: int = 100, timeout: flo
 
 
 __all__ = [
-    "EVENT_TYPES", "LOW_STOCK_THRESHOLD", "ORDER_EVENT_TYPES", "DeliveryReport", "SubscriptionIn", "UnknownSubscription",
+    "ACTIVE_SUBSCRIPTIONS", "EVENT_TYPES", "LOW_STOCK_THRESHOLD", "ORDER_EVENT_TYPES", "DeliveryReport", "SubscriptionIn", "UnknownSubscription",
     "create_subscription", "deliver", "delivery_log", "emit", "emit_many", "find_low_stock", "get_subscription",
-    "list_subscriptions", "on_order_events", "remove_subscription", "sign", "subscription_view",
+    "list_subscriptions", "note_active_subscriptions", "on_order_events", "remove_subscription", "sign", "subscription_view",
 ]

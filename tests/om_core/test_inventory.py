@@ -382,6 +382,30 @@ def test_reservations_reduce_availability(store: Database) -> None:
     assert (on_hand(store, "TEE-M", "WH-EAST"), on_hand(store, "TEE-M", "WH-WEST")) == (5, 5)
 
 
+@pytest.mark.parametrize("lock", [True, False])
+def test_stock_with_availability_in_one_read_agrees_with_rows_then_levels(store: Database, lock: bool) -> None:
+    """Placement reads stock rows and their reservations at once (SQLite, or without a lock); it must
+    give what reading the rows and then the levels gives: active reservations count, released ones not."""
+    place(store, ("TEE-M", 7))  # WH-EAST 5 of 5 reserved, WH-WEST 2 of 5
+    cancelled = place(store, ("MUG", 3))
+    with store.transaction() as s:
+        inventory.release_reservations(s, order_line(s, cancelled, "MUG"), reason="customer cancelled")
+    place(store, ("MUG", 4))
+    with store.transaction() as s:
+        products = set(s.scalars(select(Product.id).where(Product.sku.in_(["TEE-M", "MUG", "KETTLE"]))))
+        locations = set(s.scalars(select(Location.id)))
+        rows, available = inventory.stock_available(s, products, locations, lock=lock)
+        expected_rows = inventory.stock_rows(s, products, locations, lock=lock)
+        levels = inventory.stock_levels(s, expected_rows)
+        assert [(r.id, r.product_id, r.location_id, r.on_hand) for r in rows] == [tuple(r) for r in expected_rows]
+        assert available == {key: level.available for key, level in levels.items()}
+        codes = dict(s.execute(select(Location.id, Location.code)).all())
+        skus = dict(s.execute(select(Product.id, Product.sku)).all())
+        named = {(skus[p], codes[l]): n for (p, l), n in available.items()}
+    assert named[("TEE-M", "WH-EAST")] == 0 and named[("TEE-M", "WH-WEST")] == 3
+    assert named[("MUG", "WH-EAST")] + named[("MUG", "ST-NYC")] == 100 and named[("KETTLE", "WH-WEST")] == 2
+
+
 @pytest.mark.parametrize(
     ("sku", "kwargs", "error"),
     [

@@ -376,6 +376,7 @@ def test_failure_inside_placement_after_authorization_voids_it(store: Database, 
         return real_record_events(session, events)
 
     monkeypatch.setattr(payments, "record_events", failing_record_events)
+    monkeypatch.setattr(orders, "record_events", failing_record_events)  # placement records its events in one insert
     before = table_row_counts(store)
     with pytest.raises(RuntimeError, match="audit store down"), store.transaction() as s:
         orders.place_order(s, order_request())

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from pydantic import AwareDatetime, Field
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from om_core.api.routers._common import (
     MAX_ID,
@@ -23,8 +23,8 @@ from om_core.api.routers._common import (
     require_channel,
     strip_payment,
 )
-from om_core.db import Database, read_rows
-from om_core.models import Channel, Order, OrderLine
+from om_core.db import Database
+from om_core.models import Channel, Order
 from om_core.services import fulfilment, orders, payments
 from om_core.services.apikeys import Principal
 from om_core.validation import Input
@@ -58,22 +58,15 @@ def full_view(session: Any, who: Principal, order: Order) -> dict[str, Any]:
     return strip_payment(who, view)
 
 
-_PLACED_LINES = (select(OrderLine.line_no, OrderLine.sku, OrderLine.quantity, OrderLine.quantity_backordered, OrderLine.unit_price,
-                         OrderLine.discount_total, OrderLine.tax_amount, OrderLine.line_total)
-                 .where(OrderLine.order_id == bindparam("order_id")).order_by(OrderLine.line_no))
-
-
 def placed_view(session: Any, order: Order, channel: str) -> dict[str, Any]:
-    """What placing answers: the order's number, status, totals and lines (one plain read; the full view
-    with timeline, payment and tracking is GET /v1/orders/{number})."""
+    """What placing answers: the order's number, status, totals and lines (as placed: no second read when
+    this request placed it); the full view with timeline, payment and tracking is GET /v1/orders/{number}."""
     return {
         "number": order.number, "status": order.status, "channel": channel, "customer_id": order.customer_id,
         "placed_at": order.placed_at, "delivery": order.delivery_method, "currency": order.currency,
         "subtotal": order.subtotal, "discount_total": order.discount_total, "shipping_total": order.shipping_total,
         "tax_total": order.tax_total, "total": order.total, "promised_delivery_days": order.promised_delivery_days,
-        "lines": [{"line_no": l.line_no, "sku": l.sku, "quantity": l.quantity, "backordered": l.quantity_backordered,
-                   "unit_price": l.unit_price, "discount_total": l.discount_total, "tax_amount": l.tax_amount, "line_total": l.line_total}
-                  for l in read_rows(session, _PLACED_LINES, {"order_id": order.id})],
+        "lines": orders.placed_lines(session, order),
     }
 
 

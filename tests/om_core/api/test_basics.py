@@ -145,3 +145,33 @@ def test_admin_creates_lists_and_revokes_keys(api: Api):
     assert table_row_counts(api.db) == before
     assert admin.delete(f"/v1/api-keys/{created['prefix']}").json()["revoked_at"]
     problem_of(api.anon.get("/v1/products", headers={"X-API-Key": created["key"]}), 401)
+
+
+def test_a_cached_key_revoked_through_the_api_is_refused_at_once(store):
+    api = Api(create_app(store, ApiSettings(rate_per_second=0, key_cache_seconds=300)), make_keys(store))
+    merchandiser = api.as_("merchandiser")
+    assert merchandiser.get("/v1/products").status_code == 200  # the key is now in the cache for 300 s
+    prefix = api.keys["merchandiser"].split("_")[1]
+    assert api.as_("admin").delete(f"/v1/api-keys/{prefix}").status_code == 200
+    problem_of(merchandiser.get("/v1/products"), 401, "unauthorized")
+
+
+def test_a_key_revoked_outside_the_api_is_refused_when_its_cache_entry_expires(store, monkeypatch):
+    """`storeom apikey revoke` runs in another process: the server learns of it within key_cache_seconds."""
+    from types import SimpleNamespace
+
+    from om_core.api import auth
+    from om_core.services.apikeys import revoke_api_key
+
+    clock = [1_000.0]
+    monkeypatch.setattr(auth, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    api = Api(create_app(store, ApiSettings(rate_per_second=0, key_cache_seconds=5)), make_keys(store))
+    merchandiser = api.as_("merchandiser")
+    assert merchandiser.get("/v1/products").status_code == 200
+    with store.transaction() as s:
+        revoke_api_key(s, api.keys["merchandiser"].split("_")[1])
+    clock[0] += 4.9
+    assert merchandiser.get("/v1/products").status_code == 200  # still within the cache's 5 s
+    clock[0] += 0.2
+    problem_of(merchandiser.get("/v1/products"), 401, "unauthorized")
+    problem_of(merchandiser.get("/v1/products"), 401, "unauthorized")  # a refused key is never cached

@@ -42,6 +42,21 @@ def test_place_is_idempotent_and_money_is_strings(api: Api):
     assert available(api.db, "MUG", "WH-EAST") == 96
 
 
+def test_placement_answers_the_lines_as_stored(api: Api):
+    """The answer to POST /v1/orders is built from the placement itself (no second read): it must say
+    exactly what the stored order says, and a replay (read from the database) must say the same."""
+    web = api.as_("web")
+    body = web_order(("MUG", 2), ("TEE-S", 1), ("KETTLE", 1))
+    placed = web.post("/v1/orders", json=body, headers={"Idempotency-Key": "lines-1"})
+    assert placed.status_code == 201, placed.text
+    stored = web.get(f"/v1/orders/{placed.json()['number']}").json()
+    keys = ("line_no", "sku", "quantity", "backordered", "unit_price", "discount_total", "tax_amount", "line_total")
+    assert [{k: l[k] for k in keys} for l in placed.json()["lines"]] == [{k: l[k] for k in keys} for l in stored["lines"]]
+    assert [l["sku"] for l in placed.json()["lines"]] == ["MUG", "TEE-S", "KETTLE"]
+    replay = web.post("/v1/orders", json=body, headers={"Idempotency-Key": "lines-1"})
+    assert replay.status_code == 201 and replay.json() == placed.json()
+
+
 def test_read_order_with_timeline_and_tracking(api: Api):
     number = place(api)["number"]
     mgr = api.as_("manager")

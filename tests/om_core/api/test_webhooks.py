@@ -183,3 +183,41 @@ def test_every_order_event_type_through_an_order_life(api: Api, receiver: Receiv
                                            "refund.issued", "order.placed", "order.cancelled"]
     assert {e["data"]["order_number"] for e in events[:6]} == {number} and events[5]["data"]["return_number"] == rma
     assert len({e["id"] for e in events}) == 8
+
+
+def _queued(db, event_type: str) -> list[str]:
+    with db.read() as s:
+        return list(s.scalars(select(OutboxMessage.recipient).where(OutboxMessage.kind == "webhook", OutboxMessage.subject == event_type)))
+
+
+def test_a_subscription_made_after_a_placement_gets_that_orders_later_events(api: Api):
+    from om_core.services import orders, webhooks
+
+    with api.db.transaction() as s:  # placed while nobody subscribes
+        number = orders.place_order(s, web_order(("MUG", 1))).number
+    with api.db.transaction() as s:
+        sub = webhooks.create_subscription(s, {"url": "https://erp.example.com/hooks", "event_types": ["order.placed", "order.cancelled"]})
+        sub_id = sub.id
+    with api.db.transaction() as s:
+        orders.cancel_order(s, number, reason="changed my mind")
+        orders.place_order(s, web_order(("MUG", 2)))
+    assert _queued(api.db, "order.cancelled") == [f"webhook:{sub_id}"]
+    assert _queued(api.db, "order.placed") == [f"webhook:{sub_id}"]  # the second order only
+
+
+def test_a_subscription_made_inside_the_placing_transaction_gets_its_later_events(api: Api):
+    """Placement learns 'no subscriptions' with its channel read; a subscription created afterwards in the
+    same transaction must still get the transaction's later events."""
+    from om_core.services import orders, webhooks
+
+    with api.db.transaction() as s:
+        number = orders.place_order(s, web_order(("MUG", 1))).number
+        sub_id = webhooks.create_subscription(s, {"url": "https://erp.example.com/hooks", "event_types": ["order.cancelled"]}).id
+        orders.cancel_order(s, number, reason="test")
+    assert _queued(api.db, "order.cancelled") == [f"webhook:{sub_id}"]
+    with api.db.transaction() as s:
+        webhooks.remove_subscription(s, sub_id)
+        orders.place_order(s, web_order(("MUG", 1)))
+        other = orders.place_order(s, web_order(("TEE-S", 1))).number
+        orders.cancel_order(s, other, reason="test")
+    assert len(_queued(api.db, "order.cancelled")) == 1  # nothing for the removed subscription
