@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -58,12 +60,20 @@ def output(df: pd.DataFrame, columns: dict[str, str], *, as_of: Any = None, extr
     return dg.Output(df, metadata=metadata)
 
 
-def duck(sql: str, **frames: pd.DataFrame) -> pd.DataFrame:
-    """Run `sql` in an in-memory duckdb over the given DataFrames (referenced by their keyword names)."""
+@contextmanager
+def duck_connection(**frames: pd.DataFrame) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An in-memory duckdb with the given DataFrames registered under their keyword names; for several queries
+    over one intermediate table kept inside duckdb instead of a pandas round trip."""
     con = duckdb.connect()
     try:
         for name, df in frames.items():
             con.register(name, df)
-        return con.execute(sql).df()
+        yield con
     finally:
         con.close()
+
+
+def duck(sql: str, **frames: pd.DataFrame) -> pd.DataFrame:
+    """Run `sql` in an in-memory duckdb over the given DataFrames (referenced by their keyword names)."""
+    with duck_connection(**frames) as con:
+        return con.execute(sql).df()

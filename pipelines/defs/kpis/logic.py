@@ -12,7 +12,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from pipelines.common import duck
+from pipelines.common import duck_connection
 
 OVERSTOCK_DAYS = 90
 """Stock beyond 90 days of supply (at the average daily sales rate) is overstock."""
@@ -56,7 +56,7 @@ def kpi_inventory(snapshots: pd.DataFrame, lines: pd.DataFrame, as_of: date) -> 
     sales = lines[lines["placed_at"].notna()][["sku", "category", "location", "order_date", "units", "net_revenue", "cogs"]].copy()
     sales["location"] = sales["location"].fillna(UNKNOWN)
     snaps = snapshots[["day", "sku", "category", "location", "on_hand", "inventory_value", "unit_cost", "unit_price"]]
-    fact = duck(f"""
+    fact_sql = f"""
         WITH s AS (
             SELECT sku, any_value(category) AS category, location, CAST(order_date AS DATE) AS day,
                    SUM(units) AS units, SUM(net_revenue) AS net_revenue, SUM(cogs) AS cogs
@@ -82,24 +82,10 @@ def kpi_inventory(snapshots: pd.DataFrame, lines: pd.DataFrame, as_of: date) -> 
                CASE WHEN on_hand > 0 AND (last_sale IS NULL OR last_sale < day - INTERVAL {AGED_DAYS} DAY)
                     THEN inventory_value ELSE 0 END AS aged_value
         FROM r
-    """, sales=sales, snaps=snaps)
-    parts = []
-    for grain, key in INVENTORY_GRAINS.items():
-        parts.append(duck(f"""
-            WITH g AS (SELECT *, {key} AS key FROM fact),
-            last AS (SELECT key, MAX(day) AS last_day FROM g WHERE tracked GROUP BY key)
-            SELECT '{grain}' AS grain, g.key, {"MIN(CAST(g.week AS DATE))" if grain == "week" else "NULL::DATE"} AS period_start,
-                   COUNT(DISTINCT CASE WHEN tracked THEN g.day END) AS days_tracked,
-                   SUM(units) AS units_sold, SUM(net_revenue) AS net_revenue, SUM(cogs) AS cogs,
-                   SUM(COALESCE(inventory_value, 0)) / NULLIF(COUNT(DISTINCT CASE WHEN tracked THEN g.day END), 0) AS avg_inventory_value,
-                   SUM(CASE WHEN g.day = last.last_day THEN on_hand ELSE 0 END) AS closing_on_hand,
-                   SUM(CASE WHEN g.day = last.last_day THEN inventory_value ELSE 0 END) AS closing_inventory_value,
-                   SUM(CASE WHEN stockout THEN 1 ELSE 0 END) AS stockout_days, SUM(CASE WHEN tracked THEN 1 ELSE 0 END) AS tracked_days,
-                   SUM(lost_units) AS lost_sales_units, SUM(lost_value) AS lost_sales_value,
-                   SUM(CASE WHEN g.day = last.last_day THEN overstock_value ELSE 0 END) AS overstock_value,
-                   SUM(CASE WHEN g.day = last.last_day THEN aged_value ELSE 0 END) AS aged_inventory_value
-            FROM g LEFT JOIN last USING (key) GROUP BY g.key
-        """, fact=fact))
+    """
+    with duck_connection(sales=sales, snaps=snaps) as con:
+        con.execute(f"CREATE TEMP TABLE fact AS {fact_sql}")
+        parts = [con.execute(_inventory_grain_sql(grain, key)).df() for grain, key in INVENTORY_GRAINS.items()]
     df = pd.concat(parts, ignore_index=True)
     df["key"] = df["key"].astype(str)
     df["turnover"] = _div(df["cogs"], df["avg_inventory_value"])
@@ -115,6 +101,25 @@ def kpi_inventory(snapshots: pd.DataFrame, lines: pd.DataFrame, as_of: date) -> 
         df[c] = df[c].fillna(0).astype("int64")
     df["lost_sales_units"] = df["lost_sales_units"].astype("float64").round(2)
     return _dates(df, "period_start").sort_values(["grain", "key"]).reset_index(drop=True)
+
+
+def _inventory_grain_sql(grain: str, key: str) -> str:
+    """The inventory mart's rows of one grain from the daily SKU x location table `fact`."""
+    return f"""
+            WITH g AS (SELECT *, {key} AS key FROM fact),
+            last AS (SELECT key, MAX(day) AS last_day FROM g WHERE tracked GROUP BY key)
+            SELECT '{grain}' AS grain, g.key, {"MIN(CAST(g.week AS DATE))" if grain == "week" else "NULL::DATE"} AS period_start,
+                   COUNT(DISTINCT CASE WHEN tracked THEN g.day END) AS days_tracked,
+                   SUM(units) AS units_sold, SUM(net_revenue) AS net_revenue, SUM(cogs) AS cogs,
+                   SUM(COALESCE(inventory_value, 0)) / NULLIF(COUNT(DISTINCT CASE WHEN tracked THEN g.day END), 0) AS avg_inventory_value,
+                   SUM(CASE WHEN g.day = last.last_day THEN on_hand ELSE 0 END) AS closing_on_hand,
+                   SUM(CASE WHEN g.day = last.last_day THEN inventory_value ELSE 0 END) AS closing_inventory_value,
+                   SUM(CASE WHEN stockout THEN 1 ELSE 0 END) AS stockout_days, SUM(CASE WHEN tracked THEN 1 ELSE 0 END) AS tracked_days,
+                   SUM(lost_units) AS lost_sales_units, SUM(lost_value) AS lost_sales_value,
+                   SUM(CASE WHEN g.day = last.last_day THEN overstock_value ELSE 0 END) AS overstock_value,
+                   SUM(CASE WHEN g.day = last.last_day THEN aged_value ELSE 0 END) AS aged_inventory_value
+            FROM g LEFT JOIN last USING (key) GROUP BY g.key
+        """
 
 
 # --- fulfilment ---------------------------------------------------------------------------------------
