@@ -71,7 +71,8 @@ def fresh_database(url: str | None, workdir: Path) -> Database:
 
 
 def statements_per_order(db: Database, request: dict) -> int:
-    """SQL statements one placement sends (BEGIN included: the SQLite engine issues it itself)."""
+    """SQL statements one placement with an idempotency key sends (BEGIN included: the SQLite engine
+    issues it straight to the driver)."""
     sent = [1 if db.dialect == "sqlite" else 0]
 
     def count(*_args) -> None:  # type: ignore[no-untyped-def]
@@ -80,7 +81,7 @@ def statements_per_order(db: Database, request: dict) -> int:
     event.listen(db.engine, "before_cursor_execute", count)
     try:
         with db.transaction() as s:
-            orders.place_order(s, request)
+            orders.place_order(s, request, idempotency_key="bench-count")
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     return sent[0]
