@@ -6,6 +6,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,18 +40,26 @@ def pg_database(worker_id: str) -> Iterator[str]:
     """A private PostgreSQL database for this xdist worker, migrated once."""
     if not PG_URL:
         pytest.skip(PG_SKIP_REASON)
+    with scratch_pg_database(f"{make_url(PG_URL).database}_{worker_id}_{os.getpid()}") as url:
+        upgrade(url)
+        yield url
+
+
+@contextmanager
+def scratch_pg_database(name: str) -> Iterator[str]:
+    """A new, empty database `name` on the test PostgreSQL server (its URL), dropped afterwards."""
+    assert PG_URL, PG_SKIP_REASON
     base = make_url(PG_URL)
-    name = f"{base.database}_{worker_id}_{os.getpid()}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield base.set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def _truncate_all(db: Database) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import PG_SKIP_REASON, PG_URL, scratch_pg_database
+
 REPO = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("STOREOM_TEST_POSTGRES_URL")
 
 
 def test_the_example_instance_queues_runs_with_limits() -> None:
@@ -27,22 +29,14 @@ def test_the_example_instance_queues_runs_with_limits() -> None:
 
 
 @pytest.fixture
-def dagster_database() -> str:  # type: ignore[misc]
+def dagster_database() -> Iterator[str]:
+    """A scratch database for the Dagster instance's storage (its name)."""
     if not PG_URL:
-        pytest.skip("PostgreSQL not configured: set STOREOM_TEST_POSTGRES_URL (.ci/run starts a server and sets it)")
-    from sqlalchemy import create_engine, text
+        pytest.skip(PG_SKIP_REASON)
     from sqlalchemy.engine import make_url
 
-    base = make_url(PG_URL)
-    name = f"{base.database}_dagster_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_pg_database(f"{make_url(PG_URL).database}_dagster_{os.getpid()}") as url:
+        yield make_url(url).database
 
 
 def test_runs_go_to_postgresql_and_the_queue_has_the_example_limits(dagster_database, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
