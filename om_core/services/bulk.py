@@ -142,12 +142,13 @@ _USES_BY = (
 
 class _RatesRead(TaxTable):
     """A `TaxTable` from the rates a batch read once (the same choice: the country's rates, the
-    region's overriding them)."""
+    region's overriding them). `rows`: the country's rates, its own (region "") first."""
 
-    def __init__(self, rows: list[Any], country: str, region: str | None) -> None:
+    def __init__(self, rows: list[Any], region: str | None) -> None:
         self._rates: dict[str, Decimal] = {}
-        for row in sorted((r for r in rows if r.country == country), key=lambda r: r.region != ""):
-            if row.region in ("", (region or "").upper()):
+        wanted = ("", (region or "").upper())
+        for row in rows:
+            if row.region in wanted:
                 self._rates[row.tax_class] = Decimal(row.rate)
 
 
@@ -170,7 +171,9 @@ class BatchLookups(Lookups):
         self._location_ids = {l.id for l in self._locations.values()}
         self._methods = {m.code: m for m in read_rows(session, select(ShippingMethod.__table__).where(ShippingMethod.active.is_(True)))}
         self._taxes: dict[tuple[str, str | None], TaxTable] = {}
-        self._tax_rates = read_rows(session, _TAX_RATES)
+        self._tax_rates: dict[str, list[Any]] = defaultdict(list)
+        for row in sorted(read_rows(session, _TAX_RATES), key=lambda r: r.region != ""):
+            self._tax_rates[row.country].append(row)
         self._stocks: dict[tuple[int, int], Any] | None = None
         self._available: dict[tuple[int, int], int] = {}
         if window is not None:  # only what can apply during the batch: a long calendar is mostly past or future
@@ -227,7 +230,7 @@ class BatchLookups(Lookups):
     def taxes(self, country: str, region: str | None) -> TaxTable:
         key = (country, region)
         if key not in self._taxes:
-            self._taxes[key] = _RatesRead(self._tax_rates, country, region)
+            self._taxes[key] = _RatesRead(self._tax_rates.get(country, []), region)
         return self._taxes[key]
 
     def stock(self, product_ids: set[int], location_ids: set[int], *, lock: bool, before_allocation: Any) -> tuple[dict, dict]:
@@ -356,8 +359,10 @@ def _write_placed(session: Session, batch: list[BulkOrder], results: list[BulkRe
                   placed_index: list[int], numbers: list[str], digests: dict[int, str], authorized: dict[int, tuple[Decimal, Any]],
                   *, actor: str | None, notify: bool) -> list[BulkResult]:
     """Write the accepted drafts: orders, payments, till hand-overs, idempotency records, confirmations."""
-    placed = _record_orders(session, entries, actor=actor, event="order_placed", adopt=False, numbers=numbers)
-    _record_payments(session, placed, entries, authorized, actor=actor)
+    events: list[dict[str, Any]] = []
+    placed = _record_orders(session, entries, actor=actor, event="order_placed", adopt=False, numbers=numbers, events=events)
+    _record_payments(session, placed, entries, authorized, actor=actor, events=events)
+    record_events(session, events)
     carry_out = {o.id: e[2] for o, e in zip(placed, entries) if e[0].delivery == "carry_out"}
     if carry_out:  # till sales: handed over, i.e. fulfilled and delivered, when they were rung up
         ids = list(carry_out)
@@ -369,7 +374,8 @@ def _write_placed(session: Session, batch: list[BulkOrder], results: list[BulkRe
         if i in digests:
             idempotency.remember(session, "order.place", batch[i].idempotency_key, digests[i], {"order_number": order.number})
     if notify:
-        for order, (_, draft, _) in zip(placed, entries):
+        for record, (_, draft, _) in zip(placed, entries):
+            order = Order(**vars(record))
             make_transient_to_detached(order)  # already inserted: attach it, do not insert it again
             session.add(order)
             notifications.notify_order(session, order, "order_confirmed", customer=draft.customer,
@@ -377,10 +383,11 @@ def _write_placed(session: Session, batch: list[BulkOrder], results: list[BulkRe
     return results
 
 
-def _record_payments(session: Session, placed: list[Order], entries: list[tuple[OrderIn, Any, datetime]],
-                     authorized: dict[int, tuple[Decimal, Any]], *, actor: str | None) -> None:
+def _record_payments(session: Session, placed: list[Any], entries: list[tuple[OrderIn, Any, datetime]],
+                     authorized: dict[int, tuple[Decimal, Any]], *, actor: str | None, events: list[dict[str, Any]]) -> None:
     """What `payments.authorize_new` writes, for authorizations already given: a payment per order
-    with a token, an 'authorize' transaction and event per approved hold, each at its order's time."""
+    with a token, an 'authorize' transaction and event per approved hold, each at its order's time.
+    The events are added to `events`, for the caller to record with the orders' own (one insert)."""
     with_token = [(k, o, e) for k, (o, e) in enumerate(zip(placed, entries)) if e[0].payment_token]
     if not with_token:
         return
@@ -396,10 +403,10 @@ def _record_payments(session: Session, placed: list[Order], entries: list[tuple[
              parent_reference=None, message=None, idempotency_key=None, at=at)
         for o, at, amount, r in approved
     ])
-    record_events(session, [
+    events += [
         dict(order_id=o.id, kind="payment_authorized", actor=actor, channel=None, data={"amount": str(amount)}, at=at)
         for o, at, amount, _ in approved
-    ])
+    ]
 
 
 # --- handing goods over: reservations become sales, payments are captured -------------------------

@@ -147,7 +147,7 @@ def stock_available(session: Session, product_ids: Iterable[int], location_ids: 
     if not product_ids or not location_ids:
         return [], {}
     rows = read_rows(session, _STOCK_WITH_RESERVED, {"products": product_ids, "locations": location_ids})
-    return rows, {(r.product_id, r.location_id): max(r.on_hand - int(r.reserved), 0) for r in rows}
+    return rows, {(product_id, location_id): max(on_hand - int(reserved), 0) for _, product_id, location_id, on_hand, reserved in rows}
 
 
 def reserved_by_stock(session: Session, stock_ids: Iterable[int]) -> dict[int, int]:

@@ -261,10 +261,11 @@ def dropship_sources(products: list[Any], candidates: list[Any]) -> dict[int, in
 
 
 def plan_fulfilment(strategy: str, demand: list[tuple[int, int]], candidates: list[Any], destination: tuple[float, float] | None,
-                    available: dict[tuple[int, int], int], products: list[Any]) -> RoutePlan:
+                    available: dict[tuple[int, int], int], products: list[Any], *, sites: list[Site] | None = None) -> RoutePlan:
+    """Route the demand; `sites`: `routing_sites(candidates, destination)` when the caller has them already."""
     try:
         return plan_route(
-            strategy, demand, routing_sites(candidates, destination), available,
+            strategy, demand, routing_sites(candidates, destination) if sites is None else sites, available,
             weights={p.id: Decimal(p.weight_kg) for p in products}, dropship=dropship_sources(products, candidates),
             skus={p.id: p.sku for p in products},
         )
@@ -335,6 +336,7 @@ class Lookups:
     def __init__(self, session: Session) -> None:
         self.session = session
         self._channel_locations: dict[int, list[Any]] = {}
+        self._sites: dict[tuple[tuple[int, ...], tuple[float, float] | None], list[Site]] = {}
 
     def channel(self, code: str) -> Any:
         """The channel and, in the same read, its active locations in preference order (for
@@ -362,6 +364,15 @@ class Lookups:
     def location(self, code: str) -> Any:
         return get_location(self.session, code)
 
+    def routing_sites(self, candidates: list[Any], destination: tuple[float, float] | None) -> list[Site]:
+        """`routing_sites`, worked out once per candidate list and destination (many orders of a batch
+        go to the same ZIP from the same locations); locations do not move within one `Lookups`."""
+        key = (tuple(l.id for l in candidates), destination)
+        found = self._sites.get(key)
+        if found is None:
+            found = self._sites[key] = routing_sites(candidates, destination)
+        return found
+
     def shipping_method(self, code: str) -> Any:
         return get_shipping_method(self.session, code)
 
@@ -373,7 +384,7 @@ class Lookups:
         """(stock rows, units available) per (product, location); with `lock`, the rows stay locked."""
         if before_allocation is None:
             rows, available = inventory.stock_available(self.session, product_ids, location_ids, lock=lock)
-            return {(s.product_id, s.location_id): s for s in rows}, available
+            return dict(zip(available, rows)), available  # `available` is keyed (product, location) row by row
         rows = inventory.stock_rows(self.session, product_ids, location_ids, lock=lock)
         before_allocation()
         levels = inventory.stock_levels(self.session, rows)
@@ -447,7 +458,8 @@ def build_draft(
     demand = [(products[l.sku].id, l.quantity) for l in req.lines]
     destination = location_point(pickup or carry_out) if (pickup or carry_out) else geo.coordinates(
         address.get("ship_postal_code"), address.get("ship_country"))
-    route = plan_fulfilment(channel.routing_strategy, demand, candidates, destination, available, list(products.values()))
+    route = plan_fulfilment(channel.routing_strategy, demand, candidates, destination, available, list(products.values()),
+                            sites=look.routing_sites(candidates, destination))
     plan, short = route.allocations, route.short
 
     backordered: dict[int, int] = {}
@@ -585,21 +597,30 @@ def _write_lines(session: Session, items: list[tuple[Order, Draft, dict[int, Ord
     if redemptions:
         write_rows(session, _INSERT_REDEMPTIONS, redemptions)
     for order, _, _ in items:
-        if inspect(order).persistent:
+        if isinstance(order, Order) and inspect(order).persistent:
             session.expire(order, ["lines"])
 
 
+_SHIP_KEYS = ("ship_name", "ship_line1", "ship_line2", "ship_city", "ship_region", "ship_postal_code", "ship_country")
+
+
+def _totals(draft: Draft) -> dict[str, Any]:
+    """The order columns a draft decides: totals, delivery, routing and the ship-to address."""
+    latitude, longitude = draft.destination or (None, None)
+    address = draft.address
+    return {
+        "subtotal": draft.subtotal, "discount_total": draft.discount_total, "shipping_total": draft.shipping.amount,
+        "tax_total": draft.tax_total, "total": draft.total, "promised_delivery_days": draft.shipping.promised_days,
+        "routing_reason": draft.routing_reason, "ship_latitude": latitude, "ship_longitude": longitude,
+        "delivery_method": draft.delivery, "shipping_method_id": draft.shipping_method_id,
+        "pickup_location_id": draft.pickup_location.id if draft.pickup_location else None,
+        **{key: address.get(key) for key in _SHIP_KEYS},
+    }
+
+
 def _apply_totals(order: Order, draft: Draft) -> None:
-    order.subtotal, order.discount_total = draft.subtotal, draft.discount_total
-    order.shipping_total, order.tax_total, order.total = draft.shipping.amount, draft.tax_total, draft.total
-    order.promised_delivery_days = draft.shipping.promised_days
-    order.routing_reason = draft.routing_reason
-    order.ship_latitude, order.ship_longitude = draft.destination or (None, None)
-    order.delivery_method = draft.delivery
-    order.shipping_method_id = draft.shipping_method_id
-    order.pickup_location_id = draft.pickup_location.id if draft.pickup_location else None
-    for key in ("ship_name", "ship_line1", "ship_line2", "ship_city", "ship_region", "ship_postal_code", "ship_country"):
-        setattr(order, key, draft.address.get(key))
+    for key, value in _totals(draft).items():
+        setattr(order, key, value)
 
 
 _INSERT_ORDERS = insert(Order.__table__).returning(Order.id, Order.number)
@@ -615,27 +636,30 @@ def _record_orders(
 ) -> list[Order]:
     """Write priced, allocated drafts as new orders with their lines, reservations and first event, in
     a handful of multi-row statements whatever the number of orders. With `adopt`, the new orders are
-    attached to the session as persistent objects (a unit-of-work flush would cost more than the insert).
+    attached to the session as persistent objects (a unit-of-work flush would cost more than the insert);
+    without, they are plain records of the written columns and id (`Order(**vars(record))` makes one an Order).
     `numbers`: the order numbers when the caller drew them already (e.g. to authorize payment first).
     `events`: a list to add the first events to, for the caller to record with its own (one insert)."""
-    orders = []
-    for k, (req, draft, placed_at) in enumerate(entries):
-        order = Order(
-            number=numbers[k] if numbers is not None else _new_number(), channel_id=draft.channel.id, customer_id=req.customer_id, external_ref=req.external_ref,
-            status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False,
+    values = [
+        dict(
+            number=numbers[k] if numbers is not None else _new_number(), channel_id=draft.channel.id, customer_id=req.customer_id,
+            external_ref=req.external_ref, status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False,
             currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
             ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
-            placed_at=placed_at, updated_at=placed_at, fulfilment_started_at=None,
+            placed_at=placed_at, updated_at=placed_at, fulfilment_started_at=None, **_totals(draft),
         )
-        _apply_totals(order, draft)
-        orders.append(order)
-    values = [{c.key: o.__dict__[c.key] for c in Order.__table__.columns if c.key in o.__dict__} for o in orders]
+        for k, (req, draft, placed_at) in enumerate(entries)
+    ]
     ids = {number: order_id for order_id, number in write_rows(session, _INSERT_ORDERS, values[0] if len(values) == 1 else values)}
-    for order in orders:
-        order.id = ids[order.number]
+    orders: list[Any] = []
+    for row in values:
         if adopt:
+            order = Order(id=ids[row["number"]], **row)
             make_transient_to_detached(order)
             session.add(order)
+        else:
+            order = SimpleNamespace(id=ids[row["number"]], **row)
+        orders.append(order)
     _write_lines(session, [(o, e[1], {}) for o, e in zip(orders, entries)], actor)
     first = [
         dict(order_id=o.id, kind=event, actor=actor, channel=draft.channel.code, at=placed_at,

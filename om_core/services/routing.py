@@ -107,7 +107,9 @@ class _Problem:
     __slots__ = ("sites", "dist", "n", "qty", "target", "w", "avail")
 
     def __init__(self, lines: list[tuple[int, int, float]], pool: list[Site], available: dict[tuple[int, int], int]):
-        rows = [[max(0, available.get((pid, s.location_id), 0) or 0) for s in pool] for pid, _, _ in lines]
+        ids = [s.location_id for s in pool]
+        get = available.get
+        rows = [[max(0, get((pid, lid), 0) or 0) for lid in ids] for pid, _, _ in lines]
         keep = [j for j in range(len(pool)) if any(row[j] for row in rows)]
         self.sites = [pool[j] for j in keep]
         self.dist = [_F_UNKNOWN if s.distance_km is None else float(s.distance_km) for s in self.sites]
