@@ -426,6 +426,15 @@ _START_FULFILMENT = (
     update(Order.__table__).where(Order.id == bindparam("oid"), Order.fulfilment_started_at.is_(None))
     .values(fulfilment_started_at=bindparam("now"))
 )
+_FULFIL_RESERVATIONS_IN = (
+    update(Reservation.__table__).where(Reservation.id.in_(bindparam("ids", expanding=True)))
+    .values(status="fulfilled", closed_at=bindparam("now"))
+)
+_START_FULFILMENT_IN = (
+    update(Order.__table__).where(Order.id.in_(bindparam("ids", expanding=True)), Order.fulfilment_started_at.is_(None))
+    .values(fulfilment_started_at=bindparam("now"))
+)
+_SHARED_MOMENT = 50  # rows at one moment from which one `IN (...)` update costs less than a row-by-row executemany
 _TAKE_OFF_SHELF = update(Stock.__table__).where(Stock.id == bindparam("sid")).values(on_hand=Stock.on_hand - bindparam("units"))
 _INSERT_MOVEMENTS = insert(StockMovement.__table__)
 _LINE_FULFILLED = (
@@ -453,6 +462,9 @@ _LINE_TOTALS = (
     .group_by(OrderLine.order_id, Order.hold)
 )
 _SET_STATUS = update(Order.__table__).where(Order.id == bindparam("oid")).values(status=bindparam("status"), updated_at=bindparam("now"))
+_SET_STATUS_IN = (
+    update(Order.__table__).where(Order.id.in_(bindparam("ids", expanding=True))).values(status=bindparam("status"), updated_at=bindparam("now"))
+)
 
 
 def _when(at: datetime | dict[int, datetime] | None, order_id: int) -> datetime:
@@ -460,6 +472,26 @@ def _when(at: datetime | dict[int, datetime] | None, order_id: int) -> datetime:
     if isinstance(at, dict):
         return at[order_id]
     return at or utcnow()
+
+
+def _update_at(session: Session, by_id: Any, by_ids: Any, key: str, moments: list[tuple[int, datetime]], **also: list[Any]) -> None:
+    """The same update for each (id, moment) (and the id's values in `also`): ids sharing their values
+    (a shipping run) in `IN (...)` statements (`by_ids`), the others (till sales, each at its own
+    moment) in one executemany (`by_id`)."""
+    names = ["now", *also]
+    shared: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for k, (row_id, moment) in enumerate(moments):
+        shared[(moment, *(values[k] for values in also.values()))].append(row_id)
+    one_by_one = []
+    for values, ids in shared.items():
+        params = dict(zip(names, values))
+        if len(ids) < _SHARED_MOMENT:
+            one_by_one += [{key: row_id, **params} for row_id in ids]
+            continue
+        for i in range(0, len(ids), _CHUNK):
+            write_rows(session, by_ids, {"ids": ids[i:i + _CHUNK], **params})
+    if one_by_one:
+        write_rows(session, by_id, one_by_one)
 
 
 def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | dict[int, datetime] | None, actor: str | None,
@@ -475,7 +507,7 @@ def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | dic
         return {}
     when = {oid: _when(at, oid) for oid in {r.order_id for r in rows}}
     order_numbers = {r.order_id: r.order_number for r in rows}
-    write_rows(session, _FULFIL_RESERVATIONS, [{"rid": r.id, "now": when[r.order_id]} for r in rows])
+    _update_at(session, _FULFIL_RESERVATIONS, _FULFIL_RESERVATIONS_IN, "rid", [(r.id, when[r.order_id]) for r in rows])
     per_stock: dict[int, int] = defaultdict(int)
     per_line: dict[int, int] = defaultdict(int)
     handed: dict[int, dict[int, int]] = defaultdict(dict)
@@ -489,7 +521,7 @@ def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | dic
          "reference": f"order:{order_numbers[r.order_id]}", "actor": actor, "at": when[r.order_id]} for r in rows
     ])
     write_rows(session, _LINE_FULFILLED, [{"lid": lid, "units": q} for lid, q in per_line.items()])
-    write_rows(session, _START_FULFILMENT, [{"oid": oid, "now": when[oid]} for oid in handed])
+    _update_at(session, _START_FULFILMENT, _START_FULFILMENT_IN, "oid", [(oid, when[oid]) for oid in handed])
     _capture_open(session, list(handed), at=when, actor=actor)
     if refresh:
         _refresh_statuses(session, list(handed), when)
@@ -527,13 +559,12 @@ def _capture_open(session: Session, order_ids: list[int], *, at: datetime | dict
 
 
 def _refresh_statuses(session: Session, order_ids: list[int], now: datetime | dict[int, datetime]) -> None:
-    updates = [
-        {"oid": oid, "status": status_from(active=int(a), fulfilled=int(f), delivered=int(d), returned=int(r), backordered=int(b), hold=h),
-         "now": _when(now, oid)}
-        for oid, a, f, d, r, b, h in read_rows(session, _LINE_TOTALS, {"order_ids": order_ids})
-    ]
-    if updates:
-        write_rows(session, _SET_STATUS, updates)
+    moments, statuses = [], []
+    for oid, a, f, d, r, b, h in read_rows(session, _LINE_TOTALS, {"order_ids": order_ids}):
+        moments.append((oid, _when(now, oid)))
+        statuses.append(status_from(active=int(a), fulfilled=int(f), delivered=int(d), returned=int(r), backordered=int(b), hold=h))
+    if moments:
+        _update_at(session, _SET_STATUS, _SET_STATUS_IN, "oid", moments, status=statuses)
 
 
 # --- shipping and delivery ------------------------------------------------------------------------

@@ -809,3 +809,32 @@ def test_record_feedbacks_in_a_batch_like_one_by_one(store):
     with store.read() as s:
         assert (state(s), [r.error.code if r.error else None for r in results]) == expected
     assert expected[1] == [None, "already_exists", "invalid_transition", "unknown_order", "validation_error"]
+
+
+def test_a_shipping_run_writes_the_same_with_shared_updates_as_row_by_row(store, monkeypatch):
+    """Rows handed over at one moment are updated with `IN (...)` lists once there are many; the
+    result must be exactly what the row-by-row updates write."""
+    from om_core.models import Reservation
+
+    numbers = [r.number for r in place(store, [web_order(("TEE-M", 2)), web_order(("MUG", 1), ("KETTLE", 1)), web_order(("MUG", 1))])]
+
+    def state(s):
+        return {
+            "orders": sorted(s.execute(select(Order.number, Order.status, Order.fulfilment_started_at, Order.updated_at)).all()),
+            "reservations": sorted(s.execute(select(Reservation.id, Reservation.status, Reservation.closed_at)).all()),
+            "lines": sorted(s.execute(select(OrderLine.id, OrderLine.quantity_fulfilled)).all()),
+        }
+
+    monkeypatch.setattr(bulk, "_SHARED_MOMENT", 10_000)
+    with pytest.raises(_Undo), store.transaction() as s:
+        bulk.ship_orders(s, numbers, at=NOW + timedelta(days=1))
+        row_by_row = state(s)
+        raise _Undo
+    monkeypatch.setattr(bulk, "_SHARED_MOMENT", 1)
+    with store.transaction() as s:
+        bulk.ship_orders(s, numbers, at=NOW + timedelta(days=1))
+    with store.read() as s:
+        assert state(s) == row_by_row
+        assert {status for _, status, _, _ in row_by_row["orders"]} == {"fulfilled"}
+        assert {status for _, status, _ in row_by_row["reservations"]} == {"fulfilled"}
+        assert inventory.verify_ledger(s) == []
