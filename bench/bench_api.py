@@ -6,8 +6,10 @@ SQLite's busy loop instead of the in-process lock). Each client
 keeps one HTTP connection and places 3-line orders with its own Idempotency-Keys; a share of the orders
 also wants one unit of a hot SKU with little stock, so clients race for it (about 40 of them find it sold out). Reported: placed orders per
 second, latency p50/p99 of every request, and oversell (units of any SKU promised beyond its stock,
-which must be zero) checked in the database afterwards. The server's CPU time per request and the load
-average are reported too: on a shared machine they tell a slower version from a busier machine.
+which must be zero) checked in the database afterwards. The server's CPU time per request, the core's CPU
+time per order (place_order alone, in this process, just before) and the load average are reported too: on
+a shared machine they tell a slower version from a busier machine, and their difference is what the HTTP
+layer (uvicorn, FastAPI, the thread hop, JSON) costs per request.
 
 Target (issue #9): >= 200 orders/s on SQLite with zero oversell.
 """
@@ -76,20 +78,21 @@ def _cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def _core_alone(db, n: int = 300) -> float:  # type: ignore[no-untyped-def]
+def _core_alone(db, n: int = 300) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     """The core's place_order in this process, one at a time, at the same moment: the yardstick for the
-    API's own overhead on a machine whose speed varies with what else runs on it."""
+    API's own overhead on a machine whose speed varies with what else runs on it. Orders per second and
+    CPU milliseconds per order."""
     from om_core.services.orders import place_order
 
     rng = random.Random(3)
     for _ in range(20):  # warm-up: the first ZIP-code look-up loads the offline ZIP database (~0.7 s)
         with db.transaction() as s:
             place_order(s, _request(rng, hot=False))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         with db.transaction() as s:
             place_order(s, _request(rng, hot=False))
-    return n / (time.perf_counter() - started)
+    return n / (time.perf_counter() - started), (time.process_time() - cpu) / n * 1000
 
 
 def run_once(n: int, workers: int) -> list[Metric]:
@@ -99,7 +102,7 @@ def run_once(n: int, workers: int) -> list[Metric]:
         build_bench_store(db, hot_stock=HOT_STOCK)
         with db.transaction() as s:
             key = create_api_key(s, {"role": "channel", "channel": "web", "name": "bench"})[1]
-        core_rate = _core_alone(db)
+        core_rate, core_cpu = _core_alone(db)
         port = _free_port()
         env = {**os.environ, "STOREOM_HOME": tmp, "STOREOM_DATABASE_URL": f"sqlite:///{Path(tmp) / 'bench.db'}",
                "STOREOM_API_RATE": "0", "STOREOM_API_ACCESS_LOG": "0"}
@@ -144,12 +147,15 @@ def run_once(n: int, workers: int) -> list[Metric]:
             ledger_problems = len(verify_ledger(s))
         db.dispose()
     rate = placed / elapsed
-    server_cpu = [] if cpu_before is None or cpu_after is None or not results else [
-        Metric(name, "server CPU per request", (cpu_after - cpu_before) / len(results) * 1000, "ms")]
+    per_request = None if cpu_before is None or cpu_after is None or not results else (cpu_after - cpu_before) / len(results) * 1000
+    server_cpu = [] if per_request is None else [
+        Metric(name, "server CPU per request", per_request, "ms"),
+        Metric(name, "  of which HTTP layer (minus core CPU/order)", per_request - core_cpu, "ms")]
     return [
         Metric(name, "orders placed /s (8 clients)", rate, "orders/s", ">= 200", rate >= 200),
         Metric(name, "requests /s", len(results) / elapsed, "req/s"),
         Metric(name, "core place_order alone, 1 thread", core_rate, "orders/s"),
+        Metric(name, "core CPU per order", core_cpu, "ms"),
         *server_cpu,
         Metric(name, "load average (1 min) at the end", load, "runnable"),
         Metric(name, "latency p50", percentile(latencies, 50), "ms"),

@@ -34,7 +34,7 @@ def serve(host: str, port: int, workers: int, log_level: str) -> None:
 
     log_config = copy.deepcopy(LOGGING_CONFIG)  # plus StoreOM's own (redacted) access log on stderr
     log_config["loggers"]["storeom"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
-    uvicorn.run("om_core.api:create_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
+    uvicorn.run("om_core.api:serve_app", factory=True, host=host, port=port, workers=workers, log_level=log_level,
                 log_config=log_config, access_log=False, server_header=False)
 
 

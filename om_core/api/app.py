@@ -7,6 +7,7 @@ timestamps). Refusals are problem details (om_core.api.problems) and write nothi
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -146,4 +147,14 @@ def create_app(database: Database | None = None, settings: ApiSettings | None = 
     return app
 
 
-__all__ = ["ApiSettings", "create_app"]
+def serve_app() -> FastAPI:
+    """`create_app()` for a server process (`storeom serve`, each worker): the objects made while starting
+    (modules, the app, its routes and schemas) are frozen out of the garbage collector, so its collections
+    during requests walk only what requests create."""
+    app = create_app()
+    gc.collect()
+    gc.freeze()
+    return app
+
+
+__all__ = ["ApiSettings", "create_app", "serve_app"]
