@@ -150,7 +150,7 @@ def run_once(n: int, workers: int) -> list[Metric]:
     per_request = None if cpu_before is None or cpu_after is None or not results else (cpu_after - cpu_before) / len(results) * 1000
     server_cpu = [] if per_request is None else [
         Metric(name, "server CPU per request", per_request, "ms"),
-        Metric(name, "  of which HTTP layer (minus core CPU/order)", per_request - core_cpu, "ms")]
+        Metric(name, "HTTP layer CPU (server - core)", per_request - core_cpu, "ms")]
     return [
         Metric(name, "orders placed /s (8 clients)", rate, "orders/s", ">= 200", rate >= 200),
         Metric(name, "requests /s", len(results) / elapsed, "req/s"),
