@@ -37,31 +37,20 @@ def coordinates(postal_code: str | None, country: str | None) -> tuple[float, fl
     return _us_zip(match.group(1))
 
 
+@lru_cache(maxsize=8192)
 def _us_zip(zip5: str) -> tuple[float, float] | None:
-    return _us_zip_index().get(zip5)
-
-
-@lru_cache(maxsize=1)
-def _us_zip_index() -> dict[str, tuple[float, float]]:
-    """Every US ZIP's centroid (its first entry with usable coordinates), from one pass over the
-    offline database: looking one ZIP up in it scans the whole table (~1 ms), and a store's customers
-    live in thousands of ZIPs."""
-    index: dict[str, tuple[float, float]] = {}
     try:
-        entries = zipcodes.list_all()
-    except Exception:  # routing must never fail on the database: every distance is then unknown
-        return index
-    for entry in entries:
-        zip5 = entry.get("zip_code")
-        if not isinstance(zip5, str) or zip5 in index:
-            continue
+        found = zipcodes.matching(zip5)
+    except Exception:  # the library raises ValueError/TypeError on bad input; routing must never fail on it
+        return None
+    for entry in found:
         try:
             lat, lon = float(entry["lat"]), float(entry["long"])
         except (KeyError, TypeError, ValueError):
             continue
         if math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180:
-            index[zip5] = (lat, lon)
-    return index
+            return (lat, lon)
+    return None
 
 
 def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:

@@ -74,24 +74,14 @@ FALLBACK_ZIPS = {  # used only if the offline ZIP database has nothing for a cit
 @lru_cache(maxsize=64)
 def city_zips(name: str, state: str, code: str) -> tuple[str, ...]:
     """Real, active, standard ZIP codes of a city (offline `zipcodes` database), sorted."""
-    return tuple(sorted(_standard_zips_by_city().get((name, state), ()))) or FALLBACK_ZIPS[code]
-
-
-@lru_cache(maxsize=1)
-def _standard_zips_by_city() -> dict[tuple[str, str], set[str]]:
-    """Active, standard ZIP codes per (city, state), in one pass over the database (a filter by city
-    scans all of it each time)."""
-    by_city: dict[tuple[str, str], set[str]] = {}
     try:
         import zipcodes
 
-        entries = zipcodes.list_all()
+        found = zipcodes.filter_by(city=name, state=state)
+        zips = sorted({z["zip_code"] for z in found if z.get("zip_code_type") == "STANDARD" and z.get("active", True)})
     except Exception:  # pragma: no cover - the database ships with the package
-        return by_city
-    for z in entries:
-        if z.get("zip_code_type") == "STANDARD" and z.get("active", True):
-            by_city.setdefault((z.get("city"), z.get("state")), set()).add(z["zip_code"])
-    return by_city
+        zips = []
+    return tuple(zips) or FALLBACK_ZIPS[code]
 
 
 # sales tax by state: (standard, grocery, clothing) -- combined state + typical local rates of the

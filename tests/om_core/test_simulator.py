@@ -564,3 +564,24 @@ def test_the_simulation_holds_its_invariants_on_each_backend(db: Database, sqlit
         for name in a:
             left, right = (t.sort_values(list(t.columns), kind="stable").reset_index(drop=True) for t in (a[name], b[name]))
             pd.testing.assert_frame_equal(left, right, obj=name)
+
+
+def test_a_run_puts_the_garbage_collector_back_as_it_found_it():
+    import gc
+
+    from om_core.simulator import run
+
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(RuntimeError), run._long_lived_heap() as freeze:
+        assert gc.get_threshold() == run.GC_THRESHOLD and gc.get_freeze_count() > 0
+        freeze()
+        raise RuntimeError("a day failed")
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    gc.freeze()  # a server that froze its heap before forking workers keeps it frozen
+    try:
+        with run._long_lived_heap() as freeze:
+            freeze()
+        assert gc.get_freeze_count() > 0 and gc.get_threshold() == before
+    finally:
+        gc.unfreeze()
