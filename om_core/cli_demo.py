@@ -18,10 +18,6 @@ from sqlalchemy import func, select
 
 from om_core.config import get_settings
 
-COMING = [
-    "HTTP API on http://localhost:8000 (issue #9)",
-]
-
 
 def _store_exists(url: str) -> bool:
     from om_core.db import Database
@@ -107,6 +103,8 @@ def _serve(settings) -> None:  # type: ignore[no-untyped-def]
         env = {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
         served.append(("Dagster UI", "http://localhost:3000", subprocess.Popen(
             [dagster, "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", "3000"], cwd=workspace.parent, env=env, **quiet)))
+    served.append(("HTTP API", "http://localhost:8000/docs", subprocess.Popen(
+        [sys.executable, "-m", "om_core.cli", "serve", "--host", "127.0.0.1", "--port", "8000", "--log-level", "warning"], **quiet)))
     dashboards = start_dashboards(settings, port=8501, host="127.0.0.1", **quiet)
     if dashboards is None:
         click.echo("Dashboards not available (dashboards/streamlit_app.py not installed).", err=True)
@@ -117,8 +115,7 @@ def _serve(settings) -> None:  # type: ignore[no-untyped-def]
     click.echo("\nStoreOM demo is running:")
     for name, url, _ in served:
         click.echo(f"  {name:<12} {url}")
-    for item in COMING:
-        click.echo(f"  (coming)     {item}")
+    click.echo("  API keys     storeom apikey create --role admin --name demo   (send it as the X-API-Key header)")
     click.echo(f"  Data         {settings.home}  (database, warehouse/*.parquet, labels, outbox)")
     click.echo("Press Ctrl+C to stop.")
     signal.signal(signal.SIGTERM, _interrupt)  # a plain kill stops the UIs too
