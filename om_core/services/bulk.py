@@ -528,17 +528,23 @@ def _hand_over_all(session: Session, order_ids: list[int], *, at: datetime | dic
     return handed
 
 
+def _tally_authorization(payment: dict[str, Any], r: Any) -> None:
+    """One transaction row of `_OPEN_AUTHORIZATIONS` into its payment's tally: the succeeded authorizations
+    (`auth`: reference, amount) and what succeeded captures and voids used of each (`used`)."""
+    if r.status != "succeeded":
+        return
+    if r.kind == "authorize":
+        payment["auth"].append((r.gateway_reference, Decimal(r.amount)))
+    elif r.kind in ("capture", "void") and r.parent_reference:
+        payment["used"][r.parent_reference] += Decimal(r.amount)
+
+
 def _capture_open(session: Session, order_ids: list[int], *, at: datetime | dict[int, datetime], actor: str | None) -> None:
     """Capture what is still authorized on these orders (their goods have all been handed over)."""
     by_payment: dict[int, dict[str, Any]] = {}
     for r in read_rows(session, _OPEN_AUTHORIZATIONS, {"order_ids": order_ids}):
         p = by_payment.setdefault(r.id, {"order_id": r.order_id, "number": r.number, "gateway": r.gateway, "auth": [], "used": defaultdict(Decimal)})
-        if r.status != "succeeded":
-            continue
-        if r.kind == "authorize":
-            p["auth"].append((r.gateway_reference, Decimal(r.amount)))
-        elif r.kind in ("capture", "void") and r.parent_reference:
-            p["used"][r.parent_reference] += Decimal(r.amount)
+        _tally_authorization(p, r)
     txs, events = [], []
     for payment_id, p in by_payment.items():
         gw = payments.get_gateway(p["gateway"])
@@ -1460,12 +1466,7 @@ def _void_open(session: Session, accepted: dict[int, tuple[Any, Cancellation]], 
         if p["id"] != r.id:  # the order's first payment, as `orders.cancel_order` reads it
             continue
         p["count"] += 1
-        if r.status != "succeeded":
-            continue
-        if r.kind == "authorize":
-            p["auth"].append((r.gateway_reference, Decimal(r.amount)))
-        elif r.kind in ("capture", "void") and r.parent_reference:
-            p["used"][r.parent_reference] += Decimal(r.amount)
+        _tally_authorization(p, r)
     txs, events = [], []
     for oid, p in payments_of.items():
         open_parents = [(ref, amount - p["used"][ref]) for ref, amount in p["auth"] if amount - p["used"][ref] > 0]
