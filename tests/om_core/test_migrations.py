@@ -21,13 +21,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from om_core.db import Database, make_engine
 from om_core.models import Base, Supplier
 from om_core.schema import MIGRATIONS, alembic_config, current_revision, downgrade, upgrade
-from tests.conftest import PG_SKIP_REASON, PG_URL
+from tests.conftest import PG_SKIP_REASON, PG_URL, scratch_pg_database
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -98,18 +98,8 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     if not PG_URL:
         pytest.skip(PG_SKIP_REASON)
-    base = make_url(PG_URL)
-    name = f"{base.database}_mig_{request.getfixturevalue('worker_id')}_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    with scratch_pg_database(f"{make_url(PG_URL).database}_mig_{request.getfixturevalue('worker_id')}_{os.getpid()}") as url:
+        yield url
 
 
 def test_versions_folder_has_one_head_that_alembic_agrees_with() -> None:
