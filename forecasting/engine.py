@@ -122,14 +122,16 @@ def weekday_profile(frame: pd.DataFrame, cutoff: pd.Timestamp, *, weeks: int = 1
     return long
 
 
-def _compose(frame: pd.DataFrame, fitted: pd.DataFrame, names: list[str], series_class: str) -> pd.DataFrame:
+def _compose(frame: pd.DataFrame, fitted: pd.DataFrame, names: list[str], series_class: str,
+             last_day: pd.Timestamp | None = None) -> pd.DataFrame:
     """Add the weekday-adjusted and combined candidates to `fitted` (rows unique_id, ds, [cutoff], one column
-    per fitted model), with the weekday profile known at each row's cutoff (`cutoff` column, or the
-    last day of history)."""
+    per fitted model), with the weekday profile known at each row's cutoff (`cutoff` column, or `last_day`:
+    the last day of history of the class, by default `frame`'s)."""
     out = fitted.copy()
     if COMBO in names:
         names = [*names, *combination_members(series_class)]
-    cut = out["cutoff"] if "cutoff" in out else pd.Series(frame["ds"].max(), index=out.index)
+    last = frame["ds"].max() if last_day is None else pd.Timestamp(last_day)
+    cut = out["cutoff"] if "cutoff" in out else pd.Series(last, index=out.index)
     profiles = [weekday_profile(frame, c).assign(cutoff=c) for c in pd.unique(cut)]
     prof = pd.concat(profiles, ignore_index=True)
     key = pd.DataFrame({"unique_id": out["unique_id"].to_numpy(), "dow": out["ds"].dt.dayofweek.to_numpy(), "cutoff": cut.to_numpy()})
@@ -160,6 +162,9 @@ class ForecastConfig:
     """Backtest score minimised per series: 'mase', 'rmsse' or 'mase+rmsse'."""
     selection_margin: float = 0.25
     """How much better (relative) a series' own best model must score than its class's best to be chosen."""
+    block_series: int = 10_000
+    """Series cross-validated and fitted at a time: memory grows with the block, not the catalogue. Any block size
+    gives the same numbers (every series is fitted on its own; the model choice is made on the whole class's scores)."""
 
 
 @dataclass
@@ -186,6 +191,121 @@ def run_here(sf: StatsForecast, method: str, df: pd.DataFrame, kwargs: dict) -> 
         return getattr(sf, method)(df=df, **kwargs)
 
 
+HISTORY_COLUMNS = ["sku", "location", "ds", "sold", "censored"]
+
+
+@dataclass
+class _Layout:
+    """Where each series sits in the history (rows sorted by sku, location, ds): series `i` is rows
+    `starts[i]:ends[i]`. `blocks` are runs of about `block_series` series that never split a SKU."""
+    starts: np.ndarray
+    ends: np.ndarray
+    ids: np.ndarray
+    totals: np.ndarray
+    blocks: list[np.ndarray]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.ends - self.starts
+
+
+def _history(history: pd.DataFrame, as_of: date, block_series: int) -> tuple[pd.DataFrame, _Layout]:
+    """The history up to `as_of` sorted by sku, location, ds, with the demand estimate `y` and `unique_id`, and
+    its layout. A history already in that order (as `daily_series` builds it) is not copied: the frame shares
+    the caller's columns (nothing here writes into it)."""
+    keep = (history["ds"] <= pd.Timestamp(as_of)).to_numpy()
+    if keep.all():
+        hist = pd.DataFrame({c: history[c].array for c in HISTORY_COLUMNS}, copy=False)
+    else:
+        hist = history.loc[keep, HISTORY_COLUMNS].reset_index(drop=True)
+    sku_codes, loc_codes = _sort_codes(hist["sku"]), _sort_codes(hist["location"])
+    ds = hist["ds"].to_numpy()
+    sku_up, loc_up = np.diff(sku_codes), np.diff(loc_codes)
+    ordered = ((sku_up > 0) | ((sku_up == 0) & ((loc_up > 0) | ((loc_up == 0) & (ds[1:] >= ds[:-1]))))).all()
+    if not ordered:
+        hist = hist.sort_values(["sku", "location", "ds"], ignore_index=True)
+        sku_codes, loc_codes = _sort_codes(hist["sku"]), _sort_codes(hist["location"])
+    new_series = np.r_[True, (sku_codes[1:] != sku_codes[:-1]) | (loc_codes[1:] != loc_codes[:-1])] if len(hist) else np.zeros(0, bool)
+    starts = np.flatnonzero(new_series)
+    ends = np.r_[starts[1:], len(hist)].astype(starts.dtype) if len(starts) else starts.copy()
+    ids = series_id(hist["sku"].iloc[starts].reset_index(drop=True), hist["location"].iloc[starts].reset_index(drop=True)).to_numpy(object)
+    new_sku = np.r_[True, sku_codes[starts[1:]] != sku_codes[starts[:-1]]] if len(starts) else np.zeros(0, bool)
+    blocks = _sku_blocks(new_sku, block_series)
+    y = np.empty(len(hist))
+    totals = np.empty(len(starts))
+    for block in blocks:
+        a, b = starts[block[0]], ends[block[-1]]
+        part = hist.iloc[a:b]
+        y[a:b] = impute_censored(part).to_numpy(float)
+        totals[block] = part["sold"].groupby(np.repeat(np.arange(len(block)), ends[block] - starts[block]), sort=False).sum().to_numpy()
+    hist["y"] = y
+    hist["unique_id"] = np.repeat(ids, ends - starts)
+    return hist, _Layout(starts=starts, ends=ends, ids=ids, totals=totals, blocks=blocks)
+
+
+def _sort_codes(values: pd.Series) -> np.ndarray:
+    """Codes in sorted order of the values, missing ones last (the order `sort_values` gives)."""
+    codes, uniques = pd.factorize(values, sort=True)
+    codes[codes < 0] = len(uniques)
+    return codes
+
+
+def _sku_blocks(new_sku: np.ndarray, block_series: int) -> list[np.ndarray]:
+    """Consecutive series positions cut into runs of at least `block_series` series, each ending with a SKU."""
+    n = len(new_sku)
+    sku_starts = np.flatnonzero(new_sku)
+    cuts = [0] if n else []
+    while n:
+        i = np.searchsorted(sku_starts, cuts[-1] + max(1, block_series))
+        if i >= len(sku_starts):
+            break
+        cuts.append(int(sku_starts[i]))
+    bounds = [*cuts, n]
+    return [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=False) if b > a]
+
+
+def _take(hist: pd.DataFrame, layout: _Layout, series: np.ndarray) -> pd.DataFrame:
+    """The rows of the series at positions `series` (ascending), in history order; a contiguous run is a view."""
+    if len(series) and series[-1] - series[0] + 1 == len(series):
+        return hist.iloc[layout.starts[series[0]]:layout.ends[series[-1]]]
+    lengths = layout.ends[series] - layout.starts[series]
+    rows = np.repeat(layout.starts[series] - np.r_[0, np.cumsum(lengths)[:-1]], lengths) + np.arange(lengths.sum())
+    return hist.take(rows)
+
+
+def _classify(hist: pd.DataFrame, layout: _Layout, is_established: np.ndarray) -> pd.DataFrame:
+    """`classify` of the established series, a block at a time."""
+    parts = []
+    for block in layout.blocks:
+        series = block[is_established[block]]
+        if len(series):
+            parts.append(classify(_take(hist, layout, series), recent_days=365))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["unique_id", "series_class"])
+
+
+def _class_blocks(layout: _Layout, series: np.ndarray, block_series: int) -> list[np.ndarray]:
+    """A class's series cut into blocks of at most `block_series`, in order of their ids (the order statsforecast
+    returns them in, so the blocks' results concatenate to the one-block result); positions ascending in a block."""
+    by_id = series[np.argsort(layout.ids[series], kind="stable")]
+    parts = np.array_split(by_id, max(1, -(-len(by_id) // max(1, block_series))))
+    return [np.sort(p) for p in parts if len(p)]
+
+
+def _sku_scales(hist: pd.DataFrame, layout: _Layout, is_established: np.ndarray, config: ForecastConfig) -> pd.DataFrame:
+    """The naive scales of the SKU totals (summed established series) over the training part of the backtest,
+    a block of whole SKUs at a time."""
+    last = hist["ds"].to_numpy()[layout.ends[is_established] - 1].max()
+    train_cut = pd.Timestamp(last) - pd.Timedelta(days=config.cv_windows * config.cv_horizon)
+    parts = []
+    for block in layout.blocks:
+        series = block[is_established[block]]
+        if len(series):
+            est = _take(hist, layout, series)
+            history = est[est["ds"] <= train_cut].groupby(["sku", "ds"], as_index=False)["y"].sum()
+            parts.append(naive_scales(history.rename(columns={"sku": "unique_id"}), season=config.season))
+    return pd.concat(parts, ignore_index=True)
+
+
 def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFrame | None = None,
                     config: ForecastConfig | None = None, runner: StatsRunner | None = None) -> ForecastResult:
     """Forecast every series in `history` (`sku, location, ds, sold, censored`, dense daily, as
@@ -196,25 +316,29 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
     so where it runs does not change a number."""
     config = config or ForecastConfig()
     h = config.horizon
-    hist = history[history["ds"] <= pd.Timestamp(as_of)].sort_values(["sku", "location", "ds"], ignore_index=True)
-    hist = hist.assign(y=impute_censored(hist), unique_id=series_id(hist["sku"], hist["location"]))
+    hist, layout = _history(history, as_of, config.block_series)
     cat_map = categories.drop_duplicates("sku").set_index("sku")["category"] if categories is not None and len(categories) else pd.Series(dtype=str)
 
-    per = hist.groupby("unique_id", sort=False).agg(sku=("sku", "first"), location=("location", "first"),
-                                                    days=("y", "size"), total=("sold", "sum"))
-    established = per.index[(per["days"] >= config.min_history_days) & (per["total"] > 0)]
-    est = hist[hist["unique_id"].isin(established)]
-    classes = classify(est, recent_days=365) if len(est) else pd.DataFrame(columns=["unique_id", "series_class"])
+    per = pd.DataFrame({"sku": hist["sku"].to_numpy()[layout.starts], "location": hist["location"].to_numpy()[layout.starts],
+                        "days": layout.lengths, "total": layout.totals}, index=pd.Index(layout.ids, name="unique_id"))
+    is_established = ((per["days"] >= config.min_history_days) & (per["total"] > 0)).to_numpy()
+    established = per.index[is_established]
+    classes = _classify(hist, layout, is_established)
     class_of = classes.set_index("unique_id")["series_class"] if len(classes) else pd.Series(dtype=str)
 
     frames, backtests, cv_resid = [], [], []
     train_cut = pd.Timestamp(as_of) - pd.Timedelta(days=config.cv_windows * config.cv_horizon)
+    position = pd.Series(np.arange(len(per)), index=per.index)
     for series_class, ids in class_of.groupby(class_of).groups.items():
-        group = est[est["unique_id"].isin(ids)]
-        selected, cv, scores = _select(group, series_class, train_cut, config, runner)
+        series = position.loc[ids].to_numpy()
+        blocks = _class_blocks(layout, series, config.block_series)
+        last_day = hist["ds"].to_numpy()[layout.ends[series] - 1].max()
+        selected, cv, scores = _select(hist, layout, blocks, ids, series_class, train_cut, config, runner)
         backtests.append(scores)
-        cv_resid.append(_selected_residuals(cv, selected))
-        frames.append(_final_forecast(group, selected, series_class, h, config, runner))
+        cv_resid.extend(_selected_residuals(part, selected) for part in cv)
+        for block in blocks:
+            group = _take(hist, layout, block)
+            frames.append(_final_forecast(group, selected.reindex(layout.ids[block]), series_class, h, config, runner, last_day=last_day))
     fitted = pd.concat(frames, ignore_index=True) if frames else _empty_fc()
     resid = pd.concat(cv_resid, ignore_index=True) if cv_resid else pd.DataFrame(columns=RESID_COLUMNS)
     unc = _uncertainty(resid, class_of, config)
@@ -234,7 +358,7 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
 
     backtest = pd.concat(backtests, ignore_index=True) if backtests else _empty_backtest()
     backtest = backtest.merge(per[["sku", "location"]], left_on="unique_id", right_index=True, how="left")
-    total_bt = _bottom_up_backtest(resid, est, per, config)
+    total_bt = _bottom_up_backtest(resid, _sku_scales(hist, layout, is_established, config) if len(resid) else None, per, config)
     backtest = pd.concat([backtest, total_bt], ignore_index=True)
     backtest["category"] = backtest["sku"].map(cat_map)
     backtest = backtest[["sku", "location", "category", "series_class", "model", "selected", "mase", "rmsse", "wape", "bias", "windows"]]
@@ -261,13 +385,37 @@ def _sf(models: list, config: ForecastConfig, series: int, runner: StatsRunner |
     return StatsForecast(models=models, freq="D", n_jobs=n_jobs, fallback_model=SeasonalNaive(season_length=config.season))
 
 
-def _select(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, config: ForecastConfig,
-            runner: StatsRunner | None = None) -> tuple[pd.Series, pd.DataFrame, pd.DataFrame]:
-    """Rolling-origin cross-validation of the class's candidates; per series the model with the lowest
-    score over the windows (censored days are not scored: their 'actual' is an estimate)."""
+def _select(hist: pd.DataFrame, layout: _Layout, blocks: list[np.ndarray], ids: pd.Index, series_class: str,
+            train_cut: pd.Timestamp, config: ForecastConfig, runner: StatsRunner | None = None) -> tuple[pd.Series, list[pd.DataFrame], pd.DataFrame]:
+    """Rolling-origin cross-validation of the class's candidates, a block of series at a time; per series the model
+    with the lowest score over the windows (censored days are not scored: their 'actual' is an estimate).
+    Returns the choice for each of `ids`, each block's backtest frame and the scores."""
+    names = candidate_names(series_class, config.season)
+    per_model: dict[str, list[pd.DataFrame]] = {m: [] for m in names}
+    cvs, rates = [], []
+    for block in blocks:
+        group = _take(hist, layout, block)
+        cv, block_scores = _backtest(group, series_class, train_cut, config, runner)
+        cvs.append(cv)
+        for m, part in zip(names, block_scores, strict=True):
+            per_model[m].append(part)
+        rates.append(group.groupby("unique_id")["y"].mean())
+    scores = pd.concat([part for m in names for part in per_model[m]], ignore_index=True)
+    scores["score"] = _score(scores, config.selection)
+    best = _choose(scores, pd.concat(rates), config.selection_margin)
+    best = best.reindex(ids.to_numpy()).fillna(BASELINE)
+    scores["selected"] = scores["model"] == scores["unique_id"].map(best)
+    scores["series_class"] = series_class
+    scores["windows"] = config.cv_windows
+    return best, cvs, scores.drop(columns=["score", "points"])
+
+
+def _backtest(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, config: ForecastConfig,
+              runner: StatsRunner | None = None) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+    """The cross-validation of one block: its backtest frame (a column per candidate) and each candidate's scores."""
     models = candidate_models(series_class, config.season)
     names = candidate_names(series_class, config.season)
-    sf = _sf(models, config, group["unique_id"].nunique(), runner)
+    sf = _sf(models, config, len(group["unique_id"].unique()), runner)
     cv = (runner or run_here)(sf, "cross_validation", group[["unique_id", "ds", "y"]],
                               {"h": config.cv_horizon, "n_windows": config.cv_windows, "step_size": config.cv_horizon})
     fitted_names = [m.alias for m in models]
@@ -277,16 +425,7 @@ def _select(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, con
     cv[names] = cv[names].clip(lower=0).fillna(0.0)
     scored = cv[~cv["censored"].fillna(False).astype(bool)]
     scales = naive_scales(group[group["ds"] <= train_cut], season=config.season)
-    scores = pd.concat([accuracy(scored["y"], scored[m], scored["unique_id"], scales).assign(model=m) for m in names], ignore_index=True)
-    scores["score"] = _score(scores, config.selection)
-    rate = group.groupby("unique_id")["y"].mean()
-    best = _choose(scores, rate, config.selection_margin)
-    missing = group["unique_id"].drop_duplicates()
-    best = best.reindex(missing.to_numpy()).fillna(BASELINE)
-    scores["selected"] = scores["model"] == scores["unique_id"].map(best)
-    scores["series_class"] = series_class
-    scores["windows"] = config.cv_windows
-    return best, cv, scores.drop(columns=["score", "points"])
+    return cv, [accuracy(scored["y"], scored[m], scored["unique_id"], scales).assign(model=m) for m in names]
 
 
 VOLUME_BANDS = (0.0, 0.5, 2.0, 10.0, np.inf)
@@ -332,8 +471,9 @@ def _selected_residuals(cv: pd.DataFrame, selected: pd.Series) -> pd.DataFrame:
 
 
 def _final_forecast(group: pd.DataFrame, selected: pd.Series, series_class: str, h: int, config: ForecastConfig,
-                    runner: StatsRunner | None = None) -> pd.DataFrame:
-    """Refit the models each series' choice needs on all its history, forecast `h` days, and compose."""
+                    runner: StatsRunner | None = None, *, last_day: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Refit the models each series' choice needs on all its history, forecast `h` days, and compose (weekday
+    profiles as of `last_day`, by default the group's last day)."""
     needs: dict[str, set[str]] = {}
     for uid, name in selected.items():
         for base in base_models(name, series_class):
@@ -346,7 +486,7 @@ def _final_forecast(group: pd.DataFrame, selected: pd.Series, series_class: str,
         wide = fc if wide is None else wide.merge(fc, on=["unique_id", "ds"], how="outer")
     if wide is None:
         return _empty_fc()
-    wide = _compose(group, wide, sorted(set(selected)), series_class)
+    wide = _compose(group, wide, sorted(set(selected)), series_class, last_day)
     model = wide["unique_id"].map(selected)
     col = pd.Index(wide.columns).get_indexer(model)
     values = wide.to_numpy()[np.arange(len(wide)), col].astype(float)
@@ -447,7 +587,7 @@ def _profiles(hist: pd.DataFrame, new: pd.DataFrame, cat_map: pd.Series, as_of: 
     by_cat_loc = est.groupby(["category", "location"])["rate"].mean()
     by_cat = est.groupby("category")["rate"].mean()
     overall = float(est["rate"].median()) if len(est) else 0.0
-    dow_share = _weekday_share(hist[~hist["unique_id"].isin(new.index)])
+    dow_share = _weekday_share(hist, ~hist["unique_id"].isin(new.index).to_numpy())
 
     rows = []
     for uid, r in new.iterrows():
@@ -472,10 +612,12 @@ def _profiles(hist: pd.DataFrame, new: pd.DataFrame, cat_map: pd.Series, as_of: 
     return fc[["unique_id", "ds", "forecast", "model"]], unc
 
 
-def _weekday_share(hist: pd.DataFrame) -> pd.Series:
-    if hist.empty or hist["y"].sum() <= 0:
+def _weekday_share(hist: pd.DataFrame, rows: np.ndarray) -> pd.Series:
+    """Each weekday's mean demand over `rows` of the history relative to the average weekday."""
+    y = hist["y"][rows]
+    if y.empty or y.sum() <= 0:
         return pd.Series(1.0, index=range(7))
-    by = hist.groupby(hist["ds"].dt.dayofweek)["y"].mean()
+    by = y.groupby(hist["ds"][rows].dt.dayofweek).mean()
     return (by / by.mean()).reindex(range(7)).fillna(1.0)
 
 
@@ -513,19 +655,17 @@ def _bottom_up(fc: pd.DataFrame, resid: pd.DataFrame, unc: pd.DataFrame, per: pd
     return total
 
 
-def _bottom_up_backtest(resid: pd.DataFrame, est: pd.DataFrame, per: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
+def _bottom_up_backtest(resid: pd.DataFrame, scales: pd.DataFrame | None, per: pd.DataFrame, config: ForecastConfig) -> pd.DataFrame:
     """Backtest rows for the totals: the sum of the chosen models' backtest forecasts ('BottomUp') and the
-    sum of the seasonal-naive ones, against the summed actuals of the same (fitted) series."""
+    sum of the seasonal-naive ones, against the summed actuals of the same (fitted) series; `scales` are
+    the naive scales of those sums (`_sku_scales`)."""
     cols = ["sku", "location", "series_class", "model", "selected", "mase", "rmsse", "wape", "bias", "windows"]
-    if resid.empty:
+    if resid.empty or scales is None:
         return pd.DataFrame(columns=cols)
     r = resid.assign(sku=resid["unique_id"].map(per["sku"]))
     keys = ["sku", "cutoff", "ds"]
     tot = r.groupby(keys)[["y", "yhat", "naive"]].sum().join(r.groupby(keys)["censored"].any()).reset_index()
     tot = tot[~tot["censored"]]
-    train_cut = pd.Timestamp(est["ds"].max()) - pd.Timedelta(days=config.cv_windows * config.cv_horizon)
-    history = est[est["ds"] <= train_cut].groupby(["sku", "ds"], as_index=False)["y"].sum()
-    scales = naive_scales(history.rename(columns={"sku": "unique_id"}), season=config.season)
     long = pd.concat([tot.assign(model=BOTTOM_UP, f=tot["yhat"]), tot.assign(model=BASELINE, f=tot["naive"])], ignore_index=True)
     out = accuracy(long["y"], long["f"], [long["sku"].rename("unique_id"), long["model"]], scales)
     out = out.rename(columns={"unique_id": "sku"}).drop(columns=["points"])

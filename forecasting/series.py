@@ -23,7 +23,17 @@ RATE_WINDOW_DAYS = 56
 
 
 def series_id(sku: pd.Series, location: pd.Series) -> pd.Series:
-    return sku.astype(str) + "@" + location.astype(str)
+    """`sku@location` per row. Rows of one series share one string object: a catalogue's history has
+    hundreds of rows per series, and a string per row cost more memory than the rest of the frame."""
+    if not sku.index.equals(location.index) or sku.hasnans or location.hasnans:
+        return sku.astype(str) + "@" + location.astype(str)
+    sku_codes, skus = pd.factorize(sku)
+    loc_codes, locs = pd.factorize(location)
+    pair_codes, pairs = pd.factorize(sku_codes.astype(np.int64) * max(len(locs), 1) + loc_codes)
+    names = (pd.Series(skus).take(pairs // max(len(locs), 1)).astype(str).to_numpy(object)
+             + "@" + pd.Series(locs).take(pairs % max(len(locs), 1)).astype(str).to_numpy(object))
+    name = sku.name if sku.name == location.name else None
+    return pd.Series(names.take(pair_codes), index=sku.index, name=name, dtype=object)
 
 
 def daily_series(

@@ -249,3 +249,66 @@ def test_the_combination_is_the_mean_of_its_members() -> None:
                for m in combination_members("intermittent")]
     assert (combo["model"] == COMBO).all() and combo["forecast"].min() > 0
     assert np.allclose(combo["forecast"].to_numpy(), np.mean(members, axis=0))
+
+
+# --- memory: blocks of series, shared strings -----------------------------------------------------
+
+
+def _counting(calls: list[str]):  # type: ignore[no-untyped-def]
+    from forecasting.engine import run_here
+
+    def run(sf, method, df, kwargs):  # type: ignore[no-untyped-def]
+        calls.append(method)
+        return run_here(sf, method, df, kwargs)
+    return run
+
+
+def test_small_blocks_of_series_give_the_one_block_result(synthetic: pd.DataFrame, result) -> None:  # type: ignore[no-untyped-def]
+    """The catalogue is cross-validated and fitted a few series at a time; the model choice (pooled over each
+    class) and every number must be those of the one-block run."""
+    history = synthetic[synthetic.ds <= pd.Timestamp(AS_OF)][["sku", "location", "ds", "sold", "censored"]]
+    categories = pd.DataFrame({"sku": synthetic.sku.unique(), "category": "grocery"})
+    calls: list[str] = []
+    blocked = forecast_demand(history, AS_OF, categories=categories, config=ForecastConfig(n_jobs=1, block_series=5),
+                              runner=_counting(calls))
+    classes = result.backtest[result.backtest.location != ALL].series_class.nunique()
+    assert calls.count("cross_validation") >= 48 // 5 > classes  # really in blocks
+    for frame in ("forecast", "backtest", "uncertainty"):
+        pd.testing.assert_frame_equal(getattr(blocked, frame), getattr(result, frame), check_exact=True)
+
+
+def test_blocks_with_new_series_unsorted_rows_and_series_ending_early() -> None:
+    base = synthetic_demand(30, 300, AS_OF, seed=9, stockout_share=0.3)
+    base = base[~(base.sku.isin(["SKU-00002", "SKU-00005"]) & (base.ds > pd.Timestamp(AS_OF) - pd.Timedelta(days=9)))]
+    history = pd.concat([base, _series([8.0] * 20, sku="LAUNCH"), _series([0.0], sku="BRANDNEW")], ignore_index=True)
+    history["category"] = "grocery"
+    categories = history[["sku", "category"]].drop_duplicates()
+    shuffled = history.sample(frac=1.0, random_state=3).set_axis(np.arange(len(history))[::-1] * 2)
+    before = shuffled.copy()
+    one = forecast_demand(history, AS_OF, categories=categories, config=CONFIG)
+    blocked = forecast_demand(shuffled, AS_OF, categories=categories, config=ForecastConfig(n_jobs=1, block_series=3))
+    pd.testing.assert_frame_equal(shuffled, before)  # the caller's frame is shared, never written
+    assert set(one.forecast.model) >= {"RecentAverage", "CategoryProfile", "BottomUp"}
+    for frame in ("forecast", "backtest", "uncertainty"):
+        pd.testing.assert_frame_equal(getattr(blocked, frame), getattr(one, frame), check_exact=True)
+
+
+def test_series_id_rows_share_one_string_per_series() -> None:
+    from forecasting.series import series_id
+
+    sku = pd.Series(["A", "A-1", "A", "B", "A-1"], index=[4, 3, 2, 1, 0], name="sku")
+    location = pd.Series(["L1", "L1", "L1", "L2", "L1"], index=sku.index, name="location")
+    ids = series_id(sku, location)
+    pd.testing.assert_series_equal(ids, sku + "@" + location)
+    assert ids.iloc[0] is ids.iloc[2] and ids.iloc[1] is ids.iloc[4]
+    with_missing = pd.Series(["A", None], name="sku")
+    assert series_id(with_missing, pd.Series(["L1", "L2"])).tolist() == ["A@L1", "None@L2"]
+
+
+def test_synthetic_demand_is_the_same_at_any_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    import forecasting.synthetic as synthetic_module
+
+    whole = synthetic_demand(9, 150, AS_OF, seed=4, stockout_share=0.5)
+    monkeypatch.setattr(synthetic_module, "BLOCK_CELLS", 2 * 150)
+    pd.testing.assert_frame_equal(synthetic_demand(9, 150, AS_OF, seed=4, stockout_share=0.5), whole, check_exact=True)
+    assert whole["sku"].iloc[0] is whole["sku"].iloc[149]  # one string per series, not per row
