@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
 
 import zipcodes
 
@@ -37,19 +36,49 @@ def coordinates(postal_code: str | None, country: str | None) -> tuple[float, fl
     return _us_zip(match.group(1))
 
 
-@lru_cache(maxsize=8192)
+SCANS_BEFORE_INDEX = 1_000
+"""ZIPs looked up one by one (a scan of the database, ~0.5 ms each) before the whole database is read
+into an index instead (~0.5 s once): a few look-ups (an API process) never pay for the index, a
+simulation or an import of many customers pays it once."""
+
+_points: dict[str, tuple[float, float] | None] = {}
+_index: dict[str, tuple[float, float] | None] | None = None
+
+
 def _us_zip(zip5: str) -> tuple[float, float] | None:
+    global _index
+    if _index is not None:
+        return _index.get(zip5)
+    if zip5 in _points:
+        return _points[zip5]
+    if len(_points) >= SCANS_BEFORE_INDEX:
+        try:
+            everything = zipcodes.list_all()
+        except Exception:  # routing must never fail on the ZIP database
+            everything = []
+        index: dict[str, tuple[float, float] | None] = {}
+        for entry in everything:
+            if index.get(entry.get("zip_code")) is None:
+                index[entry.get("zip_code")] = _point(entry)
+        _index = index
+        return index.get(zip5)
     try:
         found = zipcodes.matching(zip5)
     except Exception:  # the library raises ValueError/TypeError on bad input; routing must never fail on it
+        found = []
+    point = next((p for p in map(_point, found) if p is not None), None)
+    _points[zip5] = point
+    return point
+
+
+def _point(entry: dict) -> tuple[float, float] | None:
+    """An entry's (latitude, longitude) when both are finite and in range."""
+    try:
+        lat, lon = float(entry["lat"]), float(entry["long"])
+    except (KeyError, TypeError, ValueError):
         return None
-    for entry in found:
-        try:
-            lat, lon = float(entry["lat"]), float(entry["long"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180:
-            return (lat, lon)
+    if math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180:
+        return (lat, lon)
     return None
 
 

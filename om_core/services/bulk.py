@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
-from om_core.db import on_rollback, read_rows, write_rows
+from om_core.db import insert_with_ids, on_rollback, read_rows, write_rows
 from om_core.errors import (
     AlreadyExists,
     Conflict,
@@ -703,11 +703,9 @@ def deliver_shipments(session: Session, deliveries: dict[str, datetime], *, acto
 _CHUNK = 5000  # values per IN (...) list
 _EMAILS_TAKEN = select(Customer.email).where(Customer.email.in_(bindparam("keys", expanding=True)))
 _REFS_TAKEN = select(Customer.external_ref).where(Customer.external_ref.in_(bindparam("keys", expanding=True)))
-_INSERT_CUSTOMERS = insert(Customer.__table__).returning(Customer.id, sort_by_parameter_order=True)
 _INSERT_ADDRESSES = insert(Address.__table__)
 _LOCATIONS_BY_CODE = select(Location.id, Location.code).where(Location.code.in_(bindparam("codes", expanding=True)))
 _ADD_ON_HAND = update(Stock.__table__).where(Stock.id == bindparam("sid")).values(on_hand=Stock.on_hand + bindparam("units"))
-_INSERT_TRANSFERS = insert(Transfer.__table__).returning(Transfer.id, sort_by_parameter_order=True)
 
 
 def _write_some(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
@@ -758,10 +756,10 @@ def create_customers(session: Session, items: list[CustomerIn | dict[str, Any]],
     if not data:
         return []
     moments = created_at if created_at is not None else [utcnow()] * len(data)
-    ids = [r[0] for r in write_rows(session, _INSERT_CUSTOMERS, [
+    ids = insert_with_ids(session, Customer.__table__, [
         {**d.model_dump(exclude={"address"}), "marketing_consent_at": at if d.marketing_consent else None, "created_at": at}
         for d, at in zip(data, moments)
-    ])]
+    ])
     addresses = [{**d.address.model_dump(), "customer_id": cid, "is_default": True} for cid, d in zip(ids, data) if d.address]
     if addresses:
         write_rows(session, _INSERT_ADDRESSES, addresses)
@@ -851,10 +849,10 @@ def transfer_stock(session: Session, items: list[TransferIn | dict[str, Any]], *
     if new_targets:
         stocks.update(_stock_rows(session, new_targets, create=True))
     now = utcnow()
-    ids = [r[0] for r in write_rows(session, _INSERT_TRANSFERS, [
+    ids = insert_with_ids(session, Transfer.__table__, [
         {"product_id": products[d.sku].id, "from_location_id": locations[d.from_location].id, "to_location_id": locations[d.to_location].id,
          "quantity": d.quantity, "reason": d.reason, "actor": actor, "at": now} for d in data
-    ])]
+    ])
     per_stock: dict[int, int] = defaultdict(int)
     movements = []
     for tid, source, target, d in zip(ids, sources, targets, data):
@@ -907,7 +905,6 @@ _TRANSACTIONS_OF = (
            PaymentTransaction.gateway_reference, PaymentTransaction.parent_reference)
     .where(PaymentTransaction.payment_id.in_(bindparam("ids", expanding=True))).order_by(PaymentTransaction.id)
 )
-_INSERT_TRANSACTIONS_RETURNING = insert(PaymentTransaction.__table__).returning(PaymentTransaction.id, sort_by_parameter_order=True)
 _KEYS_KNOWN = select(IdempotencyKey.key, IdempotencyKey.request_hash, IdempotencyKey.response).where(
     IdempotencyKey.scope == "payment.refund", IdempotencyKey.key.in_(bindparam("keys", expanding=True)))
 _INSERT_KEYS = insert(IdempotencyKey.__table__)
@@ -988,7 +985,6 @@ _LAST_DELIVERIES = (
     .group_by(ShipmentLine.order_line_id)
 )
 _RETURNABLE = select(Product.id, Product.returnable).where(Product.id.in_(bindparam("ids", expanding=True)))
-_INSERT_RETURNS = insert(ReturnRequest.__table__).returning(ReturnRequest.id, sort_by_parameter_order=True)
 _INSERT_RETURN_LINES = insert(ReturnLine.__table__)
 
 
@@ -1035,10 +1031,10 @@ def open_returns(session: Session, openings: list[ReturnOpening], *, actor: str 
         opened.append((i, order, data, by_no, f"RMA-{secrets.token_hex(4).upper()}", now))
     if not opened:
         return results
-    ids = [r[0] for r in write_rows(session, _INSERT_RETURNS, [
+    ids = insert_with_ids(session, ReturnRequest.__table__, [
         dict(number=number, order_id=order.id, status="open", reason_code=data.reason_code, note=data.note, opened_by=actor, opened_at=now)
         for _, order, data, _, number, now in opened
-    ])]
+    ])
     write_rows(session, _INSERT_RETURN_LINES, [
         dict(return_id=rid, order_line_id=by_no[item.line_no].id, quantity=item.quantity, reason_code=item.reason_code or data.reason_code)
         for rid, (_, _, data, by_no, _, _) in zip(ids, opened) for item in data.lines
@@ -1216,7 +1212,7 @@ def refund_returns(session: Session, refunds: dict[str, datetime], *, actor: str
         events.append(dict(order_id=order.id, kind="refund_issued", actor=actor, channel=None, data={"return_number": number, "amount": str(amount)}, at=at))
         messages.append(book.message(order.id, "refund_issued", dedupe_suffix=number, at=at, return_number=number, refund_amount=str(amount)))
     if new_txs:
-        ids = [r[0] for r in write_rows(session, _INSERT_TRANSACTIONS_RETURNING, new_txs)]
+        ids = insert_with_ids(session, PaymentTransaction.__table__, new_txs)
         write_rows(session, _INSERT_KEYS, [dict(scope="payment.refund", key=key, request_hash=digest, response={"transaction_id": ids[last]},
                                                 created_at=at) for last, key, digest, at in tx_owner])
     _write_some(session, _SET_LINE_REFUND, line_rows)
@@ -1500,7 +1496,6 @@ def _void_open(session: Session, accepted: dict[int, tuple[Any, Cancellation]], 
 
 _SKUS_TAKEN = select(Product.sku).where(Product.sku.in_(bindparam("keys", expanding=True)))
 _SUPPLIER_IDS = select(Supplier.id, Supplier.code)
-_INSERT_PRODUCTS = insert(Product.__table__).returning(Product.id, sort_by_parameter_order=True)
 
 
 def create_products(session: Session, items: list[ProductIn | dict[str, Any]]) -> list[int]:
@@ -1523,9 +1518,9 @@ def create_products(session: Session, items: list[ProductIn | dict[str, Any]]) -
     if unknown:
         raise UnknownSupplier(f"Unknown supplier {unknown[0]!r}", supplier=unknown[0])
     now = utcnow()
-    return [r[0] for r in write_rows(session, _INSERT_PRODUCTS, [
+    return insert_with_ids(session, Product.__table__, [
         {**d.model_dump(exclude={"supplier"}), "supplier_id": suppliers[d.supplier] if d.supplier else None, "created_at": now} for d in data
-    ])]
+    ])
 
 
 # --- carrier exceptions in a batch --------------------------------------------------------------------
@@ -1608,7 +1603,6 @@ def record_exceptions(session: Session, scans: list[TrackingEventIn | dict[str, 
 # --- purchase orders raised in a batch ----------------------------------------------------------------
 
 _SUPPLIERS = select(Supplier.id, Supplier.code, Supplier.lead_time_days)
-_INSERT_PURCHASE_ORDERS = insert(PurchaseOrder.__table__).returning(PurchaseOrder.id, sort_by_parameter_order=True)
 _INSERT_PURCHASE_ORDER_LINES = insert(PurchaseOrderLine.__table__)
 
 
@@ -1641,7 +1635,7 @@ def create_purchase_orders(session: Session, items: list[PurchaseOrderIn | dict[
         orders.append(dict(number=f"PO-{now:%y%m%d}-{secrets.token_hex(3).upper()}", supplier_id=suppliers[d.supplier].id,
                            location_id=locations[d.location].id, status="sent" if send else "draft", expected_at=expected, note=d.note,
                            created_by=actor, created_at=now, sent_at=now if send else None, closed_at=None))
-    ids = [r[0] for r in write_rows(session, _INSERT_PURCHASE_ORDERS, orders)]
+    ids = insert_with_ids(session, PurchaseOrder.__table__, orders)
     for po_id, d in zip(ids, data):
         lines += [dict(purchase_order_id=po_id, product_id=products[l.sku].id, quantity_ordered=l.quantity, quantity_received=0,
                        unit_cost=l.unit_cost if l.unit_cost is not None else products[l.sku].cost) for l in d.lines]

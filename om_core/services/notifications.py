@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
 from om_core.config import get_settings
-from om_core.db import Database, read_rows, write_rows
+from om_core.db import Database, insert_with_ids, read_rows, write_rows
 from om_core.errors import ValidationError
 from om_core.models import Customer, Location, Order, OutboxMessage
 
@@ -276,7 +276,6 @@ def enqueue(
 
 
 _FIND_MANY = select(_t.c.id, _t.c.dedupe_key).where(_t.c.dedupe_key.in_(bindparam("keys", expanding=True)))
-_INSERT_MANY = insert(_t).returning(_t.c.id, sort_by_parameter_order=True)
 
 
 def enqueue_many(session: Session, messages: list[dict[str, Any]], *, fresh: bool = False) -> list[int | None]:
@@ -324,7 +323,7 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, fresh: boo
     if len(rows) == 1:  # one message (an order's confirmation): a plain insert, not the batched kind
         known[new_keys[0]] = write_rows(session, _INSERT, rows[0]).scalar_one()
     elif rows:
-        for key, (outbox_id,) in zip(new_keys, write_rows(session, _INSERT_MANY, rows)):
+        for key, outbox_id in zip(new_keys, insert_with_ids(session, _t, rows)):
             known[key] = outbox_id
     return [None if p is None else known[p[0]["dedupe_key"]] for p in prepared]
 

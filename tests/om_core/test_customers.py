@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from om_core.clock import frozen_at
@@ -211,3 +214,38 @@ def test_addresses_are_stored_with_the_customer(db: Database) -> None:
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Address)) == 1
         assert s.scalar(select(func.count()).select_from(Customer)) == 2
+
+
+def _email_validator_says(value: str) -> str | None:
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+def _ours(value: str) -> str | None:
+    try:
+        return customers.normalize_email(value)
+    except ValueError:
+        return None
+
+
+_PIECES = st.sampled_from(["a", "Z", "0", "_", "+", "-", ".", "@", "xn--", "ab--", "--", "example", "com", "test", "local",
+                           "localhost", "co", "uk", "1", "123", "q" * 63, "é", " ", "\"", "!", "a.", ".b"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(_PIECES, min_size=1, max_size=14).map("".join))
+@example("Jane.Doe+news@Mail.Example.COM")
+@example("a@b.c")
+@example("a@b.test")
+@example("a@ab--cd.com")
+@example("a@xn--bcher-kva.example")
+@example("a@1.com")
+@example("a@b.c0m")
+@example("a..b@example.com")
+@example(("l" * 65) + "@example.com")
+@example("a@" + ".".join(["d" * 63] * 4) + ".com")
+def test_email_normalisation_agrees_with_email_validator(value: str) -> None:
+    """The fast path for plain addresses accepts and normalises exactly as email-validator does."""
+    assert _ours(value) == _email_validator_says(value)

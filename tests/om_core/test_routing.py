@@ -347,6 +347,26 @@ def test_coordinates_from_us_zip_codes():
     assert coordinates("10004", "DE") is None  # other countries: pass coordinates explicitly
 
 
+def test_zip_index_gives_what_one_by_one_look_ups_give(monkeypatch):
+    """After SCANS_BEFORE_INDEX distinct ZIPs the whole database becomes an index: same answers."""
+    import zipcodes
+
+    from om_core import geo
+
+    sample = [z["zip_code"] for z in zipcodes.list_all()[::97]] + ["00000", "99999", "10004"]
+    monkeypatch.setattr(geo, "_points", {})
+    monkeypatch.setattr(geo, "_index", None)
+    monkeypatch.setattr(geo, "SCANS_BEFORE_INDEX", 10**9)
+    one_by_one = {z: coordinates(z, "US") for z in sample}
+    assert geo._index is None and len(geo._points) == len(sample)
+    monkeypatch.setattr(geo, "_points", {})
+    monkeypatch.setattr(geo, "SCANS_BEFORE_INDEX", 5)
+    indexed = {z: coordinates(z, "US") for z in sample}
+    assert geo._index is not None and len(geo._points) == 5
+    assert indexed == one_by_one
+    assert sum(p is not None for p in indexed.values()) > 400
+
+
 # --- properties -----------------------------------------------------------------------------------
 
 
