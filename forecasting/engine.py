@@ -301,7 +301,9 @@ def _sku_scales(hist: pd.DataFrame, layout: _Layout, is_established: np.ndarray,
         series = block[is_established[block]]
         if len(series):
             est = _take(hist, layout, series)
-            history = est[est["ds"] <= train_cut].groupby(["sku", "ds"], as_index=False)["y"].sum()
+            keep = (est["ds"] <= train_cut).to_numpy()
+            train = pd.DataFrame({c: est[c].array[keep] for c in ("sku", "ds", "y")}, copy=False)
+            history = train.groupby(["sku", "ds"], as_index=False)["y"].sum()
             parts.append(naive_scales(history.rename(columns={"sku": "unique_id"}), season=config.season))
     return pd.concat(parts, ignore_index=True)
 
@@ -319,7 +321,7 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
     hist, layout = _history(history, as_of, config.block_series)
     cat_map = categories.drop_duplicates("sku").set_index("sku")["category"] if categories is not None and len(categories) else pd.Series(dtype=str)
 
-    per = pd.DataFrame({"sku": hist["sku"].to_numpy()[layout.starts], "location": hist["location"].to_numpy()[layout.starts],
+    per = pd.DataFrame({"sku": hist["sku"].iloc[layout.starts].array, "location": hist["location"].iloc[layout.starts].array,
                         "days": layout.lengths, "total": layout.totals}, index=pd.Index(layout.ids, name="unique_id"))
     is_established = ((per["days"] >= config.min_history_days) & (per["total"] > 0)).to_numpy()
     established = per.index[is_established]
@@ -421,10 +423,13 @@ def _backtest(group: pd.DataFrame, series_class: str, train_cut: pd.Timestamp, c
     fitted_names = [m.alias for m in models]
     cv[fitted_names] = cv[fitted_names].clip(lower=0).fillna(0.0)
     cv = _compose(group, cv, names, series_class)
-    cv = cv.merge(group[["unique_id", "ds", "censored"]], on=["unique_id", "ds"], how="left")
+    window = (group["ds"] >= cv["ds"].min()).to_numpy() if len(cv) else np.zeros(len(group), bool)
+    cv = cv.merge(pd.DataFrame({c: group[c].array[window] for c in ("unique_id", "ds", "censored")}, copy=False),
+                  on=["unique_id", "ds"], how="left")
     cv[names] = cv[names].clip(lower=0).fillna(0.0)
     scored = cv[~cv["censored"].fillna(False).astype(bool)]
-    scales = naive_scales(group[group["ds"] <= train_cut], season=config.season)
+    train = (group["ds"] <= train_cut).to_numpy()
+    scales = naive_scales(pd.DataFrame({c: group[c].array[train] for c in ("unique_id", "y")}, copy=False), season=config.season)
     return cv, [accuracy(scored["y"], scored[m], scored["unique_id"], scales).assign(model=m) for m in names]
 
 
