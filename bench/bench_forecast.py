@@ -272,7 +272,7 @@ def dask_comparison(n_series: int, as_of: date) -> list[Metric]:
     from forecasting.synthetic import synthetic_demand
 
     config = ForecastConfig(n_jobs=1)
-    history = synthetic_demand(n_series, DAYS, as_of, seed=7, stockout_share=0.1)
+    history = synthetic_demand(n_series, DAYS, as_of, seed=7, stockout_share=0.1).drop(columns=["truth"])
     warm_up = history[history["sku"].isin(history["sku"].drop_duplicates().head(20))][["sku", "location", "ds", "sold", "censored"]]
     forecast_demand(warm_up, as_of, config=config)
     fits_here: list[float] = []

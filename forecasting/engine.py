@@ -12,6 +12,9 @@ Why this shape:
   zero and a smooth one gets tight symmetric bands.
 - Series with too little history get a profile (their own recent average, else their category's at
   that location) instead of nothing.
+- Memory grows with a block of series, not with the catalogue: cross-validation and fits run
+  `ForecastConfig.block_series` series at a time, keeping only the scores (the choice is pooled over a
+  class) and the backtest frames; the history is not copied and a series' rows share one id string.
 """
 
 from __future__ import annotations
