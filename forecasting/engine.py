@@ -341,6 +341,7 @@ def forecast_demand(history: pd.DataFrame, as_of: date, *, categories: pd.DataFr
         selected, cv, scores = _select(hist, layout, blocks, ids, series_class, train_cut, config, runner)
         backtests.append(scores)
         cv_resid.extend(_selected_residuals(part, selected) for part in cv)
+        del cv  # every candidate's backtest, no longer needed once the chosen one's residuals are kept
         for block in blocks:
             group = _take(hist, layout, block)
             frames.append(_final_forecast(group, selected.reindex(layout.ids[block]), series_class, h, config, runner, last_day=last_day))
