@@ -30,20 +30,17 @@ workers included) is held to the same 8 GB.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import resource
 import threading
 import time
-import traceback
 import warnings
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
 
-from bench.common import Metric
+from bench.common import Metric, in_child
 
 SIZES = {"small": (10_000, 1_000), "large": (50_000, 2_000)}
 CURVE = {"small": [], "large": [1_000, 10_000]}
@@ -90,37 +87,6 @@ class PeakMemory:
         self._stop.set()
         self._thread.join()
         return self.gb()
-
-
-def _child_main(conn: Any, fn: Callable, args: tuple) -> None:
-    # A spawned child inherits 'spawn' as its default start method: statsforecast's worker pool would then start
-    # fresh interpreters that import and compile everything again. The platform default is what production gets.
-    multiprocessing.set_start_method(None, force=True)
-    try:
-        conn.send(fn(*args))
-    except BaseException:  # noqa: BLE001 -- reported to the parent
-        conn.send(RuntimeError(traceback.format_exc()))
-    finally:
-        conn.close()
-
-
-def in_child(fn: Callable, *args: Any) -> Any:
-    """`fn(*args)` in a fresh spawned process (not a daemon: statsforecast and Dask start processes of their own)."""
-    context = multiprocessing.get_context("spawn")
-    receive, send = context.Pipe(duplex=False)
-    process = context.Process(target=_child_main, args=(send, fn, args))
-    process.start()
-    send.close()
-    try:
-        result = receive.recv()
-    except EOFError:
-        result = None
-    process.join()
-    if result is None:
-        result = RuntimeError(f"the benchmark's child process died (exit code {process.exitcode})")
-    if isinstance(result, BaseException):
-        raise result
-    return result
 
 
 def _warm_up(history: pd.DataFrame, as_of: date, config: Any) -> None:

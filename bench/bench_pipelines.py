@@ -14,7 +14,6 @@ are generated (bench_import's generator) and imported, plus stock for 1,000 SKU 
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import resource
 import tempfile
@@ -22,7 +21,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench.common import Metric
+from bench.common import Metric, in_child
 
 SIZES = {"small": [100_000, 200_000], "large": [500_000, 1_000_000, 5_000_000]}
 GROUPS = ("staging", "demand", "kpis")
@@ -87,10 +86,8 @@ def loglog_slope(xs: list[float], ys: list[float]) -> float:
 def run(size: str = "small") -> list[Metric]:
     sizes = SIZES.get(size, SIZES["small"])
     runs = []
-    context = multiprocessing.get_context("spawn")
     for lines in sizes:
-        with context.Pool(1) as pool:
-            runs.append(pool.apply(measure, (lines,)))
+        runs.append(in_child(measure, lines))
     name = "KPI pipelines"
     metrics: list[Metric] = []
     for r in runs:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import statistics
+import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -56,3 +60,42 @@ def write_results(metrics: list[Metric], path: Path | None = None, *, scale: str
     }
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+CHILD_EXIT_SECONDS = 120
+
+
+def _child_main(conn: Any, fn: Callable, args: tuple) -> None:
+    # A spawned child inherits 'spawn' as its default start method: statsforecast's worker pool would then start
+    # fresh interpreters that import and compile everything again. The platform default is what production gets.
+    multiprocessing.set_start_method(None, force=True)
+    try:
+        conn.send(fn(*args))
+    except BaseException:  # noqa: BLE001 -- reported to the parent
+        conn.send(RuntimeError(traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def in_child(fn: Callable, *args: Any) -> Any:
+    """`fn(*args)` in a fresh spawned process, so each size's memory and imports are its own (not a daemon:
+    statsforecast and Dask start processes of their own). The child exits on its own once it has answered:
+    no pool to terminate (a pool's SIGTERM can be swallowed by a handler the work installed, and hang)."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_child_main, args=(send, fn, args))
+    process.start()
+    send.close()
+    try:
+        result = receive.recv()
+    except EOFError:
+        result = None
+    process.join(timeout=CHILD_EXIT_SECONDS)
+    if process.is_alive():  # answered, but something it started keeps it from exiting
+        process.kill()
+        process.join()
+    if result is None:
+        result = RuntimeError(f"the benchmark's child process died (exit code {process.exitcode})")
+    if isinstance(result, BaseException):
+        raise result
+    return result
