@@ -73,7 +73,7 @@ from om_core.models import (
     Transfer,
 )
 from om_core.money import to_money
-from om_core.services import idempotency, inventory, notifications, payments, webhooks
+from om_core.services import idempotency, inventory, notifications, numbering, payments, webhooks
 from om_core.services.catalog import _PRODUCTS_BY_SKU, ProductIn
 from om_core.services.customers import AddressIn, CustomerIn, customers_with_addresses
 from om_core.services.events import record_events
@@ -601,12 +601,13 @@ def ship_orders(session: Session, numbers: list[str], *, at: datetime, actor: st
     for r in rows:
         groups[(r.order_id, stock_location[r.stock_id])][r.line_id] += r.quantity
     shipments, keyed = [], []
+    numbers = iter(numbering.new_numbers(session, Shipment.number, numbering.shipment_number, len(groups)))
     for (order_id, location_id), lines in sorted(groups.items()):
         o = by_id[order_id]
         pickup = o.delivery_method == "pickup"
         service = "pickup" if pickup else levels.get(o.shipping_method_id, "standard")
         promised = o.placed_at + timedelta(days=o.promised_delivery_days or 0)
-        number = f"SH-{secrets.token_hex(5).upper()}"
+        number = next(numbers)
         carrier = None if pickup else CARRIERS.get(service, "usps")
         shipments.append(dict(
             number=number, order_id=order_id, location_id=location_id,
@@ -1028,9 +1029,11 @@ def open_returns(session: Session, openings: list[ReturnOpening], *, actor: str 
             continue
         for item in data.lines:
             returning[by_no[item.line_no].id] += item.quantity
-        opened.append((i, order, data, by_no, f"RMA-{secrets.token_hex(4).upper()}", now))
+        opened.append((i, order, data, by_no, None, now))
     if not opened:
         return results
+    numbers = numbering.new_numbers(session, ReturnRequest.number, numbering.rma_number, len(opened))
+    opened = [(i, order, data, by_no, number, now) for (i, order, data, by_no, _, now), number in zip(opened, numbers)]
     ids = insert_with_ids(session, ReturnRequest.__table__, [
         dict(number=number, order_id=order.id, status="open", reason_code=data.reason_code, note=data.note, opened_by=actor, opened_at=now)
         for _, order, data, _, number, now in opened
@@ -1627,12 +1630,13 @@ def create_purchase_orders(session: Session, items: list[PurchaseOrderIn | dict[
     by_id = {r.id: r for r in suppliers.values()}
     now = utcnow()
     orders, lines = [], []
+    numbers = iter(numbering.new_numbers(session, PurchaseOrder.number, lambda: numbering.purchase_order_number(now), len(data)))
     for d in data:
         expected = d.expected_at
         if expected is None:
             days = max(_lead_days(products[l.sku], by_id) for l in d.lines)
             expected = now + timedelta(days=float(days))
-        orders.append(dict(number=f"PO-{now:%y%m%d}-{secrets.token_hex(3).upper()}", supplier_id=suppliers[d.supplier].id,
+        orders.append(dict(number=next(numbers), supplier_id=suppliers[d.supplier].id,
                            location_id=locations[d.location].id, status="sent" if send else "draft", expected_at=expected, note=d.note,
                            created_by=actor, created_at=now, sent_at=now if send else None, closed_at=None))
     ids = insert_with_ids(session, PurchaseOrder.__table__, orders)

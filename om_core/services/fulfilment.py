@@ -37,7 +37,7 @@ from om_core.models import (
     TrackingEvent,
 )
 from om_core.money import ZERO, to_money
-from om_core.services import inventory, notifications, payments
+from om_core.services import inventory, notifications, numbering, payments
 from om_core.services.events import record_event
 from om_core.services.labels import LabelData, render_label
 from om_core.services.orders import derive_status, get_order
@@ -133,7 +133,7 @@ def create_shipments(session: Session, number: str, *, actor: str | None = None)
         kind = "pickup" if order.delivery_method == "pickup" else ("dropship" if location.kind == "dropship" else "ship")
         service = "pickup" if kind == "pickup" else (method.service_level if method else "standard")
         shipment = Shipment(
-            number=f"SH-{secrets.token_hex(5).upper()}", order_id=order.id, location_id=location_id, kind=kind, status="pending",
+            number=numbering.new_numbers(session, Shipment.number, numbering.shipment_number)[0], order_id=order.id, location_id=location_id, kind=kind, status="pending",
             carrier=None if kind == "pickup" else CARRIERS.get(service, "usps"), service_level=service,
             promised_at=_promised_at(order, location), created_at=now, delayed=False,
         )

@@ -3,7 +3,6 @@ Receipts add stock through the movement ledger."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 from om_core.clock import utcnow
 from om_core.errors import InvalidTransition, UnknownPurchaseOrder, ValidationError
 from om_core.models import Location, PurchaseOrder, PurchaseOrderLine
-from om_core.services import webhooks
+from om_core.services import numbering, webhooks
 from om_core.services.catalog import get_supplier, lead_time, products_by_sku
 from om_core.services.inventory import get_or_create_stock, lock_stock, record_movement
 from om_core.services.locations import get_location
@@ -70,7 +69,7 @@ def create_purchase_order(session: Session, data: PurchaseOrderIn | dict[str, An
         days = max(lead_time(products[s])[0] for s in skus)
         expected = now + timedelta(days=float(days))
     po = PurchaseOrder(
-        number=f"PO-{now:%y%m%d}-{secrets.token_hex(3).upper()}", supplier_id=supplier.id, location_id=location.id,
+        number=numbering.new_numbers(session, PurchaseOrder.number, lambda: numbering.purchase_order_number(now))[0], supplier_id=supplier.id, location_id=location.id,
         status="draft", expected_at=expected, note=data.note, created_by=actor, created_at=now,
     )
     for line in data.lines:

@@ -10,7 +10,6 @@ otherwise) through the payment ledger. Receiving and refunding are independent o
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -25,7 +24,7 @@ from om_core.db import lock_rows
 from om_core.errors import Conflict, InvalidTransition, NotFound, ValidationError
 from om_core.models import Order, OrderLine, Payment, Product, ReturnLine, ReturnRequest, Shipment, ShipmentLine
 from om_core.money import ZERO, to_money
-from om_core.services import inventory, notifications, payments
+from om_core.services import inventory, notifications, numbering, payments
 from om_core.services.events import record_event
 from om_core.services.locations import get_location
 from om_core.services.orders import derive_status, get_order, place_replacement_order
@@ -136,7 +135,7 @@ def open_return(session: Session, order_number: str, data: ReturnIn | dict[str, 
     check_return_lines(order_number, data, by_no, returning=returning, now=now,
                        returnable=lambda line: session.get_one(Product, line.product_id).returnable,
                        delivered_at=lambda line: _last_delivery(session, line) or order.fulfilment_started_at)
-    rma = ReturnRequest(number=f"RMA-{secrets.token_hex(4).upper()}", order_id=order.id, status="open", reason_code=data.reason_code,
+    rma = ReturnRequest(number=numbering.new_numbers(session, ReturnRequest.number, numbering.rma_number)[0], order_id=order.id, status="open", reason_code=data.reason_code,
                         note=data.note, opened_by=actor, opened_at=now)
     rma.lines = [ReturnLine(order_line_id=by_no[i.line_no].id, quantity=i.quantity, reason_code=i.reason_code or data.reason_code)
                  for i in data.lines]
