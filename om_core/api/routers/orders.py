@@ -12,6 +12,7 @@ from sqlalchemy import select
 from om_core.api.routers._common import (
     MAX_ID,
     write,
+    in_writer,
     ApiProblem,
     Limit,
     Offset,
@@ -78,15 +79,20 @@ def quote(body: orders.OrderIn, request: Request, who: Principal = Depends(SELLE
 
 
 @router.post("/orders", status_code=201, summary="Place an order (Idempotency-Key header required)")
-def place(body: orders.OrderIn, request: Request, idempotency_key: IdempotencyKey = None, who: Principal = Depends(SELLERS)):
+async def place(body: orders.OrderIn, request: Request, idempotency_key: IdempotencyKey = None, who: Principal = Depends(SELLERS)):
     # The busiest route: the database comes from the app's state, not from one more dependency to solve.
     require_channel(who, body.channel)
     if not idempotency_key or not idempotency_key.strip():
         raise ApiProblem(400, "idempotency_key_required", "POST /v1/orders needs an Idempotency-Key header (1-100 characters)",
                          errors=[{"field": "header.Idempotency-Key", "reason": "required"}])
-    with write(request.app.state.db) as s:
-        order = orders.place_order(s, body, idempotency_key=scoped_key(who, idempotency_key.strip()), actor=who.actor)
-        view = placed_view(s, order, body.channel)
+    db = request.app.state.db
+
+    def placed() -> dict[str, Any]:
+        with write(db) as s:
+            order = orders.place_order(s, body, idempotency_key=scoped_key(who, idempotency_key.strip()), actor=who.actor)
+            return placed_view(s, order, body.channel)
+
+    view = await in_writer(db, placed)
     return ok(view, 201, headers={"Location": f"/v1/orders/{view['number']}"})
 
 
