@@ -185,6 +185,19 @@ def read_rows(session: Session, stmt, params: dict | None = None) -> list:  # ty
     return list(_connection(session).execute(stmt, params or {}).all())
 
 
+IN_LIST_SIZE = 5000
+
+
+def read_rows_in(source: Session | Connection, stmt, name: str, values, **params) -> list:  # type: ignore[no-untyped-def]
+    """`read_rows` for every value of `values`, bound to the expanding parameter `name` (`IN (...)`) a few
+    thousand at a time: a batch may look up more keys than one statement may bind (PostgreSQL takes 65,535
+    parameters, SQLite's default build 32,766). `params` bind the statement's other parameters."""
+    conn = source if isinstance(source, Connection) else _connection(source)
+    values = list(values)
+    return [row for i in range(0, len(values), IN_LIST_SIZE)
+            for row in conn.execute(stmt, {name: values[i:i + IN_LIST_SIZE], **params}).all()]
+
+
 def write_rows(session: Session, stmt, rows: list[dict] | dict):  # type: ignore[no-untyped-def]
     """Core insert/update through the session's connection (multi-row `rows` run as executemany)."""
     return _connection(session).execute(stmt, rows)

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from om_core.clock import utcnow
-from om_core.db import insert_with_ids, on_rollback, read_rows, write_rows
+from om_core.db import IN_LIST_SIZE, insert_with_ids, on_rollback, read_rows, read_rows_in, write_rows
 from om_core.errors import (
     AlreadyExists,
     Conflict,
@@ -488,8 +488,8 @@ def _update_at(session: Session, by_id: Any, by_ids: Any, key: str, moments: lis
         if len(ids) < _SHARED_MOMENT:
             one_by_one += [{key: row_id, **params} for row_id in ids]
             continue
-        for i in range(0, len(ids), _CHUNK):
-            write_rows(session, by_ids, {"ids": ids[i:i + _CHUNK], **params})
+        for i in range(0, len(ids), IN_LIST_SIZE):
+            write_rows(session, by_ids, {"ids": ids[i:i + IN_LIST_SIZE], **params})
     if one_by_one:
         write_rows(session, by_id, one_by_one)
 
@@ -701,7 +701,6 @@ def deliver_shipments(session: Session, deliveries: dict[str, datetime], *, acto
 
 # --- customers and stock in batches ---------------------------------------------------------------
 
-_CHUNK = 5000  # values per IN (...) list
 _EMAILS_TAKEN = select(Customer.email).where(Customer.email.in_(bindparam("keys", expanding=True)))
 _REFS_TAKEN = select(Customer.external_ref).where(Customer.external_ref.in_(bindparam("keys", expanding=True)))
 _INSERT_ADDRESSES = insert(Address.__table__)
@@ -728,10 +727,6 @@ def _parse_all(model: type[Any], items: list[Any], what: str) -> list[Any]:
     return parsed
 
 
-def _select_in(session: Session, stmt: Any, name: str, keys: list[Any]) -> list[Any]:
-    return [row for i in range(0, len(keys), _CHUNK) for row in read_rows(session, stmt, {name: keys[i:i + _CHUNK]})]
-
-
 def create_customers(session: Session, items: list[CustomerIn | dict[str, Any]], *, created_at: list[datetime] | None = None) -> list[int]:
     """`customers.create_customer` for many at once: the same validation and uniqueness of email and
     external reference (against the database and within the batch), each with its default address.
@@ -748,7 +743,7 @@ def create_customers(session: Session, items: list[CustomerIn | dict[str, Any]],
                 raise AlreadyExists(f"The batch has customer {field} {value} twice", **{field: value})
             if value:
                 seen.add(value)
-        taken = _select_in(session, _EMAILS_TAKEN if field == "email" else _REFS_TAKEN, "keys", sorted(seen))
+        taken = read_rows_in(session, _EMAILS_TAKEN if field == "email" else _REFS_TAKEN, "keys", sorted(seen))
         if taken:
             value = sorted(r[0] for r in taken)[0]
             what = f"email {value}" if field == "email" else value
@@ -768,7 +763,7 @@ def create_customers(session: Session, items: list[CustomerIn | dict[str, Any]],
 
 
 def _products_and_locations(session: Session, skus: set[str], codes: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    products = {p.sku: p for p in _select_in(session, _PRODUCTS_BY_SKU, "skus", sorted(skus))}
+    products = {p.sku: p for p in read_rows_in(session, _PRODUCTS_BY_SKU, "skus", sorted(skus))}
     missing = sorted(skus - products.keys())
     if missing:
         raise UnknownProduct(f"Unknown SKU(s): {', '.join(missing)}", skus=missing)
@@ -921,12 +916,12 @@ class _Orders:
 
     def __init__(self, session: Session, order_ids: set[int]) -> None:
         ids = sorted(order_ids)
-        self.orders = {o.id: o for o in _select_in(session, _ORDER_ROWS, "ids", ids)}
+        self.orders = {o.id: o for o in read_rows_in(session, _ORDER_ROWS, "ids", ids)}
         self.lines: dict[int, list[Any]] = defaultdict(list)
-        for line in _select_in(session, _ORDER_LINE_ROWS, "ids", ids):
+        for line in read_rows_in(session, _ORDER_LINE_ROWS, "ids", ids):
             self.lines[line.order_id].append(line)
         customer_ids = sorted({o.customer_id for o in self.orders.values() if o.customer_id})
-        self.customers = {c.id: c for c in _select_in(session, _CUSTOMER_ROWS, "ids", customer_ids)}
+        self.customers = {c.id: c for c in read_rows_in(session, _CUSTOMER_ROWS, "ids", customer_ids)}
 
     def message(self, order_id: int, kind: str, *, dedupe_suffix: str, at: datetime, **extra: Any) -> dict[str, Any]:
         """What `notifications.notify_order` would enqueue about this order, for `enqueue_many`."""
@@ -958,7 +953,7 @@ def _return_rows(session: Session, numbers: list[str]) -> tuple[dict[str, Any], 
         if number not in rmas:
             raise UnknownReturn(f"Unknown return {number!r}", return_number=number)
     lines: dict[int, list[Any]] = defaultdict(list)
-    for rl in _select_in(session, _RETURN_LINES, "ids", [r.id for r in rmas.values()]):
+    for rl in read_rows_in(session, _RETURN_LINES, "ids", [r.id for r in rmas.values()]):
         lines[rl.return_id].append(rl)
     return rmas, lines
 
@@ -1004,14 +999,14 @@ def open_returns(session: Session, openings: list[ReturnOpening], *, actor: str 
             results[i].error = exc
     if not parsed:
         return results
-    orders = {o.number: o for o in _select_in(session, _ORDERS_BY_NUMBER_LOCKED, "numbers", sorted({openings[i].order_number for i, _ in parsed}))}
+    orders = {o.number: o for o in read_rows_in(session, _ORDERS_BY_NUMBER_LOCKED, "numbers", sorted({openings[i].order_number for i, _ in parsed}))}
     book = _Orders(session, {o.id for o in orders.values()})
     order_ids = sorted(book.orders)
     returning: dict[int, int] = defaultdict(int)
-    for line_id, units in _select_in(session, _BEING_RETURNED, "ids", order_ids):
+    for line_id, units in read_rows_in(session, _BEING_RETURNED, "ids", order_ids):
         returning[line_id] += int(units)
-    last = dict(_select_in(session, _LAST_DELIVERIES, "ids", order_ids))
-    returnable = dict(_select_in(session, _RETURNABLE, "ids", sorted({l.product_id for ls in book.lines.values() for l in ls})))
+    last = dict(read_rows_in(session, _LAST_DELIVERIES, "ids", order_ids))
+    returnable = dict(read_rows_in(session, _RETURNABLE, "ids", sorted({l.product_id for ls in book.lines.values() for l in ls})))
     opened = []
     for i, data in parsed:
         o = openings[i]
@@ -1139,13 +1134,13 @@ def refund_returns(session: Session, refunds: dict[str, datetime], *, actor: str
     order_ids = sorted({rma.order_id for rma in rmas.values()})
     book = _Orders(session, set(order_ids))
     refunded: dict[int, int] = defaultdict(int)  # order line -> units refunded before
-    for _, line_id, units in _select_in(session, _REFUNDED_BEFORE, "order_ids", order_ids):
+    for _, line_id, units in read_rows_in(session, _REFUNDED_BEFORE, "order_ids", order_ids):
         refunded[line_id] += int(units)
     pays: dict[int, Any] = {}
-    for pay in _select_in(session, _PAYMENTS_OF, "order_ids", order_ids):
+    for pay in read_rows_in(session, _PAYMENTS_OF, "order_ids", order_ids):
         pays.setdefault(pay.order_id, pay)  # an order's first payment, the one `returns.refund_return` refunds
     ledger: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for tx in _select_in(session, _TRANSACTIONS_OF, "ids", sorted({p.id for p in pays.values()})):
+    for tx in read_rows_in(session, _TRANSACTIONS_OF, "ids", sorted({p.id for p in pays.values()})):
         ledger[tx.payment_id].append(dict(tx._mapping))
     keys = {k.key: k for k in read_rows(session, _KEYS_KNOWN, {"keys": [f"refund:{n}" for n in numbers]})}
     plans = []
@@ -1258,10 +1253,10 @@ def record_feedbacks(session: Session, entries: list[FeedbackEntry], *, actor: s
             parsed.append((i, parse(FeedbackIn, e.feedback)))
         except StoreOMError as exc:
             results[i].error = exc
-    orders = {o.number: o for o in _select_in(session, _ORDERS_BY_NUMBER, "numbers", sorted({entries[i].order_number for i, _ in parsed}))}
+    orders = {o.number: o for o in read_rows_in(session, _ORDERS_BY_NUMBER, "numbers", sorted({entries[i].order_number for i, _ in parsed}))}
     ids = sorted(o.id for o in orders.values())
-    delivered = {r[0] for r in _select_in(session, _DELIVERED_ORDERS, "ids", ids)}
-    given = {r[0] for r in _select_in(session, _HAVE_FEEDBACK, "ids", ids)}
+    delivered = {r[0] for r in read_rows_in(session, _DELIVERED_ORDERS, "ids", ids)}
+    given = {r[0] for r in read_rows_in(session, _HAVE_FEEDBACK, "ids", ids)}
     rows, events = [], []
     for i, data in parsed:
         number, at = entries[i].order_number, entries[i].at or utcnow()
@@ -1402,9 +1397,9 @@ def cancel_orders(session: Session, cancellations: list[Cancellation], *, actor:
     results = [BulkResult(None) for _ in cancellations]
     if not cancellations:
         return results
-    rows = {o.number: o for o in _select_in(session, _ORDERS_BY_NUMBER, "numbers", sorted({c.number for c in cancellations}))}
+    rows = {o.number: o for o in read_rows_in(session, _ORDERS_BY_NUMBER, "numbers", sorted({c.number for c in cancellations}))}
     lines: dict[int, list[Any]] = defaultdict(list)
-    for line in _select_in(session, _ORDER_LINE_ROWS, "ids", sorted(o.id for o in rows.values())):
+    for line in read_rows_in(session, _ORDER_LINE_ROWS, "ids", sorted(o.id for o in rows.values())):
         lines[line.order_id].append(line)
     accepted: dict[int, tuple[Any, Cancellation]] = {}
     for k, c in enumerate(cancellations):
@@ -1511,7 +1506,7 @@ def create_products(session: Session, items: list[ProductIn | dict[str, Any]]) -
         if d.sku in seen:
             raise AlreadyExists(f"The batch has SKU {d.sku} twice", sku=d.sku)
         seen.add(d.sku)
-    taken = sorted(r[0] for r in _select_in(session, _SKUS_TAKEN, "keys", sorted(seen)))
+    taken = sorted(r[0] for r in read_rows_in(session, _SKUS_TAKEN, "keys", sorted(seen)))
     if taken:
         raise AlreadyExists(f"SKU {taken[0]} already exists", sku=taken[0])
     if not data:
@@ -1557,14 +1552,14 @@ def record_exceptions(session: Session, scans: list[TrackingEventIn | dict[str, 
     if not data:
         return 0
     moments = received_at if received_at is not None else [utcnow()] * len(data)
-    shipments = {r.tracking_number: r for r in _select_in(session, _SHIPMENTS_BY_TRACKING, "numbers", sorted({d.tracking_number for d in data}))}
+    shipments = {r.tracking_number: r for r in read_rows_in(session, _SHIPMENTS_BY_TRACKING, "numbers", sorted({d.tracking_number for d in data}))}
     for d in data:
         row = shipments.get(d.tracking_number)
         if row is None:
             raise UnknownShipment(f"No shipment with tracking number {d.tracking_number!r}", tracking_number=d.tracking_number)
         if row.status in ("pending", "packed", "cancelled"):
             raise InvalidTransition(f"Shipment {row.number} has not been dispatched", shipment=row.number, status=row.status)
-    known = {(r.shipment_id, r.carrier_event_id) for r in _select_in(session, _SCANS_KNOWN, "ids", sorted({r.id for r in shipments.values()}))}
+    known = {(r.shipment_id, r.carrier_event_id) for r in read_rows_in(session, _SCANS_KNOWN, "ids", sorted({r.id for r in shipments.values()}))}
     state = {r.id: {"status": r.status, "delayed": r.delayed, "estimated": r.estimated_at} for r in shipments.values()}
     new, events, flagged, messages = [], [], {}, []
     for d, now in zip(data, moments):

@@ -89,7 +89,7 @@ from sqlalchemy.engine import Connection
 
 from om_core.clock import utcnow
 from om_core.config import get_settings
-from om_core.db import Database
+from om_core.db import Database, read_rows_in
 from om_core.errors import Conflict, ValidationError
 from om_core.models import (
     Address,
@@ -120,7 +120,6 @@ ORDERS_PER_TRANSACTION = 20_000
 DEFAULT_CHANNEL = "history"
 DEFAULT_CATEGORY = "imported"
 MAX_ERRORS_IN_MESSAGE = 5
-_CHUNK = 5_000  # values per IN (...) list
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-/]*")
 _INT = re.compile(r"[+-]?\d+(?:\.0*)?")
 _AMOUNT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,3})?")
@@ -706,22 +705,10 @@ def _money(bulk: _Bulk, cents: np.ndarray) -> list[Any]:
     return [Decimal(int(c)).scaleb(-2) for c in cents.tolist()]
 
 
-def _chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _select_in(conn: Connection, stmt: Any, name: str, values: Sequence[Any], **params: Any) -> list[Any]:
-    rows: list[Any] = []
-    for chunk in _chunks(list(values)):
-        rows += conn.execute(stmt, {name: list(chunk), **params}).all()
-    return rows
-
-
 def _rows_by(conn: Connection, table: Table, column: str, keys: Sequence[Any]) -> dict[Any, Any]:
     """Existing rows of `table` whose natural key `column` is among `keys`, by that key."""
     stmt = select(table).where(table.c[column].in_(bindparam("keys", expanding=True)))
-    return {getattr(r, column): r for r in _select_in(conn, stmt, "keys", keys)}
+    return {getattr(r, column): r for r in read_rows_in(conn, stmt, "keys", keys)}
 
 
 def _short_hash(*parts: str, length: int = 14) -> str:
@@ -866,15 +853,15 @@ def _import_orders(db: Database, t: _Table, report: ImportReport, *, skip_bad_ro
     with db.read() as session:
         conn = session.connection()
         used_channels = sorted({chan_names[c] for c in np.unique(chan_codes[ok])})
-        channels = {r.code: r for r in _select_in(conn, _CHANNELS_BY_CODE, "keys", used_channels)}
+        channels = {r.code: r for r in read_rows_in(conn, _CHANNELS_BY_CODE, "keys", used_channels)}
         cust_used = [cust.uniques[c] for c in np.unique(cust.codes[ok]) if cust.uniques[c]]
-        customers = {r.external_ref: r.id for r in _select_in(conn, _CUSTOMERS_BY_REF, "keys", cust_used)}
+        customers = {r.external_ref: r.id for r in read_rows_in(conn, _CUSTOMERS_BY_REF, "keys", cust_used)}
         sku_used = [sku.uniques[c] for c in np.unique(sku.codes[ok])]
-        products = {r.sku: r for r in _select_in(conn, _PRODUCTS_BY_SKU, "keys", sku_used)}
+        products = {r.sku: r for r in read_rows_in(conn, _PRODUCTS_BY_SKU, "keys", sku_used)}
         locations: dict[str, Any] = {}
         if loc is not None:
             loc_used = [loc.uniques[c] for c in np.unique(loc.codes[ok]) if loc.uniques[c]]
-            locations = {r.code: r for r in _select_in(conn, _LOCATIONS_BY_CODE, "keys", loc_used)}
+            locations = {r.code: r for r in read_rows_in(conn, _LOCATIONS_BY_CODE, "keys", loc_used)}
 
         # duplicates: orders already imported on the channel, return groups already recorded
         dup_order = np.zeros(n_orders, dtype=bool)
@@ -899,7 +886,7 @@ def _import_orders(db: Database, t: _Table, report: ImportReport, *, skip_bad_ro
                 for number in (primary, hashed):
                     if number:
                         wanted[number] = (int(o), _return_note(c, ref))
-            for number, note in _select_in(conn, _RETURNS_BY_NUMBER, "keys", list(wanted)):
+            for number, note in read_rows_in(conn, _RETURNS_BY_NUMBER, "keys", list(wanted)):
                 o, expected = wanted[number]
                 if note == expected:
                     dup_back[o] = True
@@ -916,7 +903,7 @@ def _import_orders(db: Database, t: _Table, report: ImportReport, *, skip_bad_ro
         relevant_sales = np.flatnonzero(write_sale & np.isin(pair, back_pairs))
         back_customers = sorted({cust.uniques[c] for c in np.unique(cust.codes[write_back])})
         back_skus = {sku.uniques[c] for c in np.unique(sku.codes[write_back])}
-        history = [r for r in _select_in(conn, _OPEN_HISTORY_LINES, "keys", back_customers) if r.sku in back_skus]
+        history = [r for r in read_rows_in(conn, _OPEN_HISTORY_LINES, "keys", back_customers) if r.sku in back_skus]
         watermark = _max_order_id(conn)
     cust_index = {u: i for i, u in enumerate(cust.uniques)}
     sku_index = {u: i for i, u in enumerate(sku.uniques)}
@@ -1028,10 +1015,10 @@ def _import_orders(db: Database, t: _Table, report: ImportReport, *, skip_bad_ro
                                                     "created_at": _Const(now)}, len(new_customers))
         if product_rows:
             conn.execute(insert(Product.__table__), product_rows)
-        channels |= {r.code: r for r in _select_in(conn, _CHANNELS_BY_CODE, "keys", [c for c, _ in new_channels])}
-        locations |= {r.code: r for r in _select_in(conn, _LOCATIONS_BY_CODE, "keys", new_locations)}
-        customers |= {r.external_ref: r.id for r in _select_in(conn, _CUSTOMERS_BY_REF, "keys", new_customers)}
-        products |= {r.sku: r for r in _select_in(conn, _PRODUCTS_BY_SKU, "keys", [r["sku"] for r in product_rows])}
+        channels |= {r.code: r for r in read_rows_in(conn, _CHANNELS_BY_CODE, "keys", [c for c, _ in new_channels])}
+        locations |= {r.code: r for r in read_rows_in(conn, _LOCATIONS_BY_CODE, "keys", new_locations)}
+        customers |= {r.external_ref: r.id for r in read_rows_in(conn, _CUSTOMERS_BY_REF, "keys", new_customers)}
+        products |= {r.sku: r for r in read_rows_in(conn, _PRODUCTS_BY_SKU, "keys", [r["sku"] for r in product_rows])}
         report.created = {"channels": len(new_channels), "locations": len(new_locations), "customers": len(new_customers),
                           "products": len(product_rows)}
 
@@ -1154,7 +1141,7 @@ def _existing_refs(conn: Connection, channel_id: int, refs: Sequence[str]) -> se
     if count <= 4 * len(refs):
         wanted = set(refs)
         return {r for (r,) in conn.execute(_REFS_ON_CHANNEL, {"channel_id": channel_id}) if r in wanted}
-    return {r for (r,) in _select_in(conn, _ORDERS_BY_REF, "keys", list(refs), channel_id=channel_id)}
+    return {r for (r,) in read_rows_in(conn, _ORDERS_BY_REF, "keys", list(refs), channel_id=channel_id)}
 
 
 def _check_not_imported(conn: Connection, refs: list[tuple[int, str]]) -> None:
@@ -1186,7 +1173,7 @@ def _choose_numbers(db: Database, orders: list[tuple[str, str]]) -> list[str]:
         elif count <= 4 * len(asked):
             taken = {r for (r,) in conn.execute(_HISTORY_NUMBERS)}
         else:
-            taken = {r[0] for r in _select_in(conn, _ORDER_NUMBERS, "keys", asked)}
+            taken = {r[0] for r in read_rows_in(conn, _ORDER_NUMBERS, "keys", asked)}
         numbers: list[str] = []
         fallbacks = []
         for (channel, ref), number in zip(orders, wanted):
@@ -1195,7 +1182,7 @@ def _choose_numbers(db: Database, orders: list[tuple[str, str]]) -> list[str]:
                 fallbacks.append(number)
             taken.add(number)
             numbers.append(number)
-        clash = {r[0] for r in _select_in(conn, _ORDER_NUMBERS, "keys", fallbacks)}
+        clash = {r[0] for r in read_rows_in(conn, _ORDER_NUMBERS, "keys", fallbacks)}
     if clash:
         raise Conflict(f"Order number {sorted(clash)[0]} exists already", number=sorted(clash)[0])
     if len(set(numbers)) != len(numbers):
@@ -1212,7 +1199,7 @@ def _write_returns(db: Database, t: _Table, back_rows: list[int], allocations: d
         conn = session.connection()
         _lock_for_import(conn)
         new_orders = sorted({line_of_row[target[1]][0] for i in back_rows for target, _ in allocations[i] if target[0] == "row"})
-        line_ids = {(r.order_id, r.line_no): r.id for r in _select_in(conn, _LINE_IDS, "keys", new_orders)}
+        line_ids = {(r.order_id, r.line_no): r.id for r in read_rows_in(conn, _LINE_IDS, "keys", new_orders)}
 
         def resolve(target: tuple[Any, ...]) -> tuple[int, int]:  # (line id, order id)
             if target[0] == "db":
@@ -1244,14 +1231,14 @@ def _write_returns(db: Database, t: _Table, back_rows: list[int], allocations: d
                 requests[key]["refund_amount"] += refund
                 lines.append(dict(key=key, order_line_id=line_id, quantity=units, reason_code="other", refund_amount=refund))
         wanted = [r["number"] for r in requests.values()]
-        taken = {r[0] for r in _select_in(conn, _RETURNS_BY_NUMBER, "keys", wanted)}
+        taken = {r[0] for r in read_rows_in(conn, _RETURNS_BY_NUMBER, "keys", wanted)}
         for r in requests.values():  # HR-<order_id>-<n> unless another channel's return has it
             if r["number"] in taken:
                 r["number"] = r["fallback"]
             taken.add(r["number"])
         rows = [{k: v for k, v in r.items() if k != "fallback"} for r in requests.values()]
         conn.execute(insert(ReturnRequest.__table__), rows)
-        ids = {r.number: r.id for r in _select_in(conn, select(ReturnRequest.id, ReturnRequest.number).where(
+        ids = {r.number: r.id for r in read_rows_in(conn, select(ReturnRequest.id, ReturnRequest.number).where(
             ReturnRequest.number.in_(bindparam("keys", expanding=True))), "keys", [r["number"] for r in rows])}
         conn.execute(insert(ReturnLine.__table__), [
             {"return_id": ids[requests[l["key"]]["number"]], **{k: v for k, v in l.items() if k != "key"}} for l in lines])
@@ -1265,10 +1252,10 @@ def _write_returns(db: Database, t: _Table, back_rows: list[int], allocations: d
         for r in rows:
             latest[r["order_id"]] = max(latest.get(r["order_id"], r["received_at"]), r["received_at"])
         state: dict[int, list[Any]] = defaultdict(list)
-        for r in _select_in(conn, _LINE_STATE, "keys", touched):
+        for r in read_rows_in(conn, _LINE_STATE, "keys", touched):
             state[r.order_id].append(r)
         updates = []
-        for r in _select_in(conn, _ORDER_STATE, "keys", touched):
+        for r in read_rows_in(conn, _ORDER_STATE, "keys", touched):
             status = derive_status(SimpleNamespace(lines=state[r.id], hold=r.hold))  # type: ignore[arg-type]
             updates.append({"order_id": r.id, "new_status": status, "new_updated_at": max(r.updated_at, latest[r.id])})
         conn.execute(_SET_STATUS, updates)
@@ -1490,7 +1477,7 @@ def _import_customers(db: Database, t: _Table, report: ImportReport, *, skip_bad
         by_email = _rows_by(conn, table, "email", emails)
         known_ids = sorted({r.id for r in (*by_ref.values(), *by_email.values())})
         default_address = {}
-        for r in _select_in(conn, select(addresses).where(addresses.c.customer_id.in_(bindparam("keys", expanding=True)))
+        for r in read_rows_in(conn, select(addresses).where(addresses.c.customer_id.in_(bindparam("keys", expanding=True)))
                             .order_by(addresses.c.is_default.desc(), addresses.c.id), "keys", known_ids):
             default_address.setdefault(r.customer_id, r)
         seen_ref: dict[str, int] = {}
@@ -1594,9 +1581,9 @@ def _import_stock(db: Database, t: _Table, report: ImportReport, *, skip_bad_row
     E.add_unique(qcol, qreasons)
     with db.transaction() as session:
         conn = session.connection()
-        products = dict(_select_in(conn, select(Product.sku, Product.id).where(Product.sku.in_(bindparam("keys", expanding=True))),
+        products = dict(read_rows_in(conn, select(Product.sku, Product.id).where(Product.sku.in_(bindparam("keys", expanding=True))),
                                    "keys", sku.uniques))
-        locations = dict(_select_in(conn, select(Location.code, Location.id).where(Location.code.in_(bindparam("keys", expanding=True))),
+        locations = dict(read_rows_in(conn, select(Location.code, Location.id).where(Location.code.in_(bindparam("keys", expanding=True))),
                                     "keys", loc.uniques))
         E.add_unique(sku, [None if u in products or not u else f"unknown SKU {u!r}" for u in sku.uniques], where=~E.bad)
         E.add_unique(loc, [None if u in locations or not u else f"unknown location {u!r}" for u in loc.uniques], where=~E.bad)
@@ -1617,14 +1604,14 @@ def _import_stock(db: Database, t: _Table, report: ImportReport, *, skip_bad_row
                 .order_by(Stock.id))
         if conn.dialect.name != "sqlite":
             stmt = stmt.with_for_update()
-        for r in _select_in(conn, stmt, "keys", product_ids):
+        for r in read_rows_in(conn, stmt, "keys", product_ids):
             stock_by_key[(r.product_id, r.location_id)] = r
         missing = [(p, l) for p, l, q in wanted if (p, l) not in stock_by_key and q > 0]
         if missing:
             conn.execute(insert(Stock.__table__), [{"product_id": p, "location_id": l, "on_hand": 0} for p, l in missing])
-            for r in _select_in(conn, stmt, "keys", sorted({p for p, _ in missing})):
+            for r in read_rows_in(conn, stmt, "keys", sorted({p for p, _ in missing})):
                 stock_by_key.setdefault((r.product_id, r.location_id), r)
-        with_history = {r[0] for r in _select_in(conn, select(StockMovement.stock_id).where(
+        with_history = {r[0] for r in read_rows_in(conn, select(StockMovement.stock_id).where(
             StockMovement.stock_id.in_(bindparam("keys", expanding=True))).distinct(), "keys",
             [stock_by_key[(p, l)].id for p, l, _ in wanted if (p, l) in stock_by_key])}
         missing_set = set(missing)

@@ -16,9 +16,8 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from om_core.db import read_rows
+from om_core.db import read_rows_in
 
-_CHUNK = 5000  # values per IN (...) list
 _TAKEN: dict[str, Any] = {}
 
 
@@ -58,4 +57,4 @@ def _taken(session: Session, column: Any, candidates: list[str]) -> set[str]:
     stmt = _TAKEN.get(key)
     if stmt is None:
         stmt = _TAKEN[key] = select(column).where(column.in_(bindparam("numbers", expanding=True)))
-    return {row[0] for i in range(0, len(candidates), _CHUNK) for row in read_rows(session, stmt, {"numbers": candidates[i:i + _CHUNK]})}
+    return {row[0] for row in read_rows_in(session, stmt, "numbers", candidates)}
