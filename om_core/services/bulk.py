@@ -10,7 +10,6 @@ one request never sees a different rule than a single placement would apply.
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -290,9 +289,10 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
     authorized: dict[int, tuple[Decimal, Any]] = {}  # entry index -> (amount, gateway result)
     holds: list[tuple[Any, str, Decimal, str]] = []
     on_rollback(session, lambda: [gw.void(ref, amount, why) for gw, ref, amount, why in holds])  # type: ignore[func-returns-value]
+    next_number = numbering.NumberPool(session, Order.number, _new_number, len(parsed))
     for i, req in parsed:
         item = batch[i]
-        placed = _draft_and_authorize(session, look, i, req, item, results, digests, holds, on_refused)
+        placed = _draft_and_authorize(session, look, i, req, item, results, digests, holds, on_refused, next_number)
         if placed is None:
             continue
         req, draft, number, auth = placed
@@ -309,7 +309,7 @@ def place_orders(session: Session, batch: list[BulkOrder], *, actor: str | None 
 
 def _draft_and_authorize(session: Session, look: BatchLookups, i: int, req: OrderIn, item: BulkOrder, results: list[BulkResult],
                          digests: dict[int, str], holds: list[tuple[Any, str, Decimal, str]], on_refused: Refused | None,
-                         ) -> tuple[OrderIn, Any, str, tuple[Decimal, Any] | None] | None:
+                         next_number: Callable[[], str]) -> tuple[OrderIn, Any, str, tuple[Decimal, Any] | None] | None:
     """Draft request `i` and authorize its payment (trying the customer's answers to a refusal); the
     request, draft, order number and authorization, or None when it ends refused or remembered."""
     while True:
@@ -325,7 +325,7 @@ def _draft_and_authorize(session: Session, look: BatchLookups, i: int, req: Orde
             if draft.total > 0 and req.payment_token is None:
                 raise ValidationError("A payment token is required for an order with a total above zero",
                                       errors=[{"field": "payment_token", "reason": "required"}])
-            number = _new_number()
+            number = next_number()
             auth = None
             if req.payment_token is not None:
                 gw = payments.get_gateway(req.gateway)
@@ -601,6 +601,7 @@ def ship_orders(session: Session, numbers: list[str], *, at: datetime, actor: st
     for r in rows:
         groups[(r.order_id, stock_location[r.stock_id])][r.line_id] += r.quantity
     shipments, keyed = [], []
+    parcels: dict[str, list[int]] = defaultdict(list)  # carrier -> rows of its shipments
     numbers = iter(numbering.new_numbers(session, Shipment.number, numbering.shipment_number, len(groups)))
     for (order_id, location_id), lines in sorted(groups.items()):
         o = by_id[order_id]
@@ -609,16 +610,22 @@ def ship_orders(session: Session, numbers: list[str], *, at: datetime, actor: st
         promised = o.placed_at + timedelta(days=o.promised_delivery_days or 0)
         number = next(numbers)
         carrier = None if pickup else CARRIERS.get(service, "usps")
+        if carrier is not None:
+            parcels[carrier].append(len(shipments))
         shipments.append(dict(
             number=number, order_id=order_id, location_id=location_id,
             kind="pickup" if pickup else ("dropship" if kinds[location_id] == "dropship" else "ship"),
             status="ready_for_pickup" if pickup else "dispatched", carrier=carrier, service_level=service,
-            tracking_number=None if pickup else f"{carrier[:2].upper()}{secrets.randbelow(10**16):016d}",  # type: ignore[index]
+            tracking_number=None,
             label_path=None, weight_kg=None, shipping_cost=None, promised_at=promised, estimated_at=promised, delayed=False,
             created_at=at, packed_at=at, dispatched_at=None if pickup else at, delivered_at=None,
             ready_at=at if pickup else None, expires_at=at + timedelta(days=7) if pickup else None,
         ))
         keyed.append((number, lines))
+    for carrier, at_rows in parcels.items():
+        tracking = numbering.new_numbers(session, Shipment.tracking_number, lambda c=carrier: numbering.tracking_number(c), len(at_rows))
+        for row, tracking_number in zip(at_rows, tracking):
+            shipments[row]["tracking_number"] = tracking_number
     ids = {number: sid for sid, number in write_rows(session, _INSERT_SHIPMENTS, shipments)}
     write_rows(session, _INSERT_SHIPMENT_LINES, [
         {"shipment_id": ids[number], "order_line_id": lid, "quantity": q} for number, lines in keyed for lid, q in lines.items()

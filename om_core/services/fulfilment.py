@@ -9,7 +9,6 @@ Pickups are made ready, collected, or expire (stock released, authorization void
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session
 from om_core.clock import utcnow
 from om_core.config import get_settings
 from om_core.db import lock_rows
-from om_core.errors import InvalidTransition, NotFound, UnknownLocation, ValidationError
+from om_core.errors import AlreadyExists, InvalidTransition, NotFound, UnknownLocation, ValidationError
 from om_core.models import (
     Location,
     Order,
@@ -257,11 +256,17 @@ def dispatch_shipment(
         raise InvalidTransition(f"Shipment {number} is {shipment.status}; it has already left", shipment=number, status=shipment.status)
     order = get_order(session, session.get_one(Order, shipment.order_id).number, lock=True)
     _require_not_held(order, shipment)
+    if tracking_number is not None:
+        other = session.scalar(select(Shipment.number).where(Shipment.tracking_number == tracking_number, Shipment.id != shipment.id))
+        if other is not None:
+            raise AlreadyExists(f"Tracking number {tracking_number} is already on shipment {other}",
+                                tracking_number=tracking_number, shipment=other)
     if shipment.status == "pending":
         pack_shipment(session, number, actor=actor)
     now = utcnow()
     shipment.carrier = carrier or shipment.carrier or "usps"
-    shipment.tracking_number = tracking_number or f"{shipment.carrier[:2].upper()}{secrets.randbelow(10**16):016d}"
+    shipment.tracking_number = tracking_number or numbering.new_numbers(
+        session, Shipment.tracking_number, lambda: numbering.tracking_number(shipment.carrier))[0]
     origin = session.get_one(Location, shipment.location_id)
     shipment.label_path = str(render_label(LabelData(
         shipment_number=shipment.number, order_number=order.number, carrier=shipment.carrier, service_level=shipment.service_level,

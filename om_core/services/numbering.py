@@ -1,4 +1,5 @@
-"""Document numbers for returns (RMA-...), shipments (SH-...) and purchase orders (PO-yymmdd-...).
+"""Document numbers for returns (RMA-...), shipments (SH-...), purchase orders (PO-yymmdd-...) and
+tracking numbers a carrier did not give; order numbers (SO-...) are drawn in orders.py and checked here.
 
 A prefix and a random part: the number tells a customer or a supplier nothing of the retailer's volumes,
 and no counter row makes every writer queue. The random part meets a twin far sooner than its size suggests
@@ -33,6 +34,11 @@ def purchase_order_number(now: datetime) -> str:
     return f"PO-{now:%y%m%d}-{secrets.token_hex(3).upper()}"
 
 
+def tracking_number(carrier: str) -> str:
+    """A placeholder for the carrier's own number: its initials and 16 digits."""
+    return f"{carrier[:2].upper()}{secrets.randbelow(10**16):016d}"
+
+
 def new_numbers(session: Session, column: Any, make: Callable[[], str], count: int = 1) -> list[str]:
     """`count` numbers from `make()`, none already in `column` (a unique column of documents) and no two
     alike. A clash is drawn again; with the widths above that is rare, so it costs one look-up a batch."""
@@ -58,3 +64,23 @@ def _taken(session: Session, column: Any, candidates: list[str]) -> set[str]:
     if stmt is None:
         stmt = _TAKEN[key] = select(column).where(column.in_(bindparam("numbers", expanding=True)))
     return {row[0] for row in read_rows_in(session, stmt, "numbers", candidates)}
+
+
+class NumberPool:
+    """New numbers for a batch that learns how many it needs as it goes (a refused request's second try
+    needs a fresh one): drawn and checked `size` at a time through `new_numbers`, none handed out twice."""
+
+    def __init__(self, session: Session, column: Any, make: Callable[[], str], size: int) -> None:
+        self._session, self._column, self._make, self._size = session, column, make, max(size, 1)
+        self._left: list[str] = []
+        self._given: set[str] = set()
+
+    def __call__(self) -> str:
+        while True:
+            if not self._left:
+                self._left = new_numbers(self._session, self._column, self._make, self._size)[::-1]
+                self._size = 16
+            number = self._left.pop()
+            if number not in self._given:
+                self._given.add(number)
+                return number

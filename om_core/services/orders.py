@@ -49,7 +49,7 @@ from om_core.models import (
     Stock,
 )
 from om_core.money import ZERO, to_money
-from om_core.services import idempotency, inventory, notifications, payments, webhooks
+from om_core.services import idempotency, inventory, notifications, numbering, payments, webhooks
 from om_core.services.catalog import products_by_sku
 from om_core.services.customers import AddressIn, customer_with_address, normalize_email
 from om_core.services.events import order_events, record_event, record_events
@@ -640,9 +640,11 @@ def _record_orders(
     without, they are plain records of the written columns and id (`Order(**vars(record))` makes one an Order).
     `numbers`: the order numbers when the caller drew them already (e.g. to authorize payment first).
     `events`: a list to add the first events to, for the caller to record with its own (one insert)."""
+    if numbers is None:
+        numbers = numbering.new_numbers(session, Order.number, _new_number, len(entries))
     values = [
         dict(
-            number=numbers[k] if numbers is not None else _new_number(), channel_id=draft.channel.id, customer_id=req.customer_id,
+            number=numbers[k], channel_id=draft.channel.id, customer_id=req.customer_id,
             external_ref=req.external_ref, status="backordered" if any(d.backordered for d in draft.lines) else "placed", hold=False,
             currency=draft.channel.currency, prices_include_tax=draft.channel.prices_include_tax,
             ship_from_store_allowed=req.ship_from_store, email=draft.email, coupon_codes=draft.coupon_codes,
