@@ -45,6 +45,16 @@ def test_ship_track_deliver(api: Api):
     problem_of(api.as_("east").post(f"/v1/shipments/{shipment['number']}/deliver"), 409, "invalid_transition")
 
 
+def test_a_tracking_number_already_on_another_parcel_is_refused(api: Api):
+    first = shipped(api, placed(api, ("MUG", 1), key="t-1"))
+    [second] = api.as_("manager").post(f"/v1/orders/{placed(api, ('MUG', 1), key='t-2')}/shipments").json()["items"]
+    before = table_row_counts(api.db)
+    body = problem_of(api.as_("east").post(f"/v1/shipments/{second['number']}/ship",
+                                           json={"carrier": "ups", "tracking_number": first["tracking_number"]}), 409, "already_exists")
+    assert first["number"] in body["detail"] and table_row_counts(api.db) == before
+    assert api.as_("east").get(f"/v1/shipments/{second['number']}").json()["status"] == "pending"
+
+
 def test_pickup_ready_and_collect(api: Api):
     r = api.as_("web").post("/v1/orders", json=web_order(("MUG", 1), delivery="pickup", pickup_location="ST-NYC", shipping_method=None),
                             headers={"Idempotency-Key": "p-1"})
