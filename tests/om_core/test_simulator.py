@@ -24,7 +24,7 @@ from om_core.cli_simulate import simulate as simulate_command
 from om_core.clock import frozen_at
 from om_core.db import Database
 from om_core.services.inventory import verify_ledger
-from om_core.simulator.config import BASE_CUSTOMERS, BASE_SKUS, DEFAULT_DAYS, SimulationConfig, yesterday_utc
+from om_core.simulator.config import BASE_CUSTOMERS, BASE_SKUS, DEFAULT_DAYS, NET_LINE_SHARE, SimulationConfig, yesterday_utc
 from om_core.simulator.demand import DemandModel, retail_events
 from om_core.simulator.run import SimulationReport, simulate
 from om_core.simulator.world import CATEGORY_INDEX, CITIES, generate_world
@@ -400,7 +400,7 @@ def test_the_default_world() -> None:
     big = SimulationConfig(scale=10)
     assert big.n_customers == 10 * BASE_CUSTOMERS and BASE_SKUS < big.n_skus < 5 * BASE_SKUS
     sized = SimulationConfig(start=date(2024, 1, 1), days=100, lines_target=50_000).resolved()
-    assert sized.lines_target is None and 0 < sized.scale and round(sized.lines_per_day * 100) == 50_000
+    assert sized.lines_target is None and 0 < sized.scale and round(sized.lines_per_day * NET_LINE_SHARE * 100) == 50_000
     world = generate_world(SimulationConfig(seed=1, start=date(2024, 1, 1), days=30, scale=0.2))
     assert len(world.warehouses) == 2 and len(world.stores) == 8
     assert {ch.kind for ch in world.channels} == {"web", "app", "marketplace", "pos"}
